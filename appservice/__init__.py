@@ -1,0 +1,1 @@
+"""Matrix application-service API: registrations, namespaces, transactions to bridges."""

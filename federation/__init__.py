@@ -1,0 +1,1 @@
+"""Matrix server-server API: keys, request signing, transactions, joins, backfill."""

@@ -1,0 +1,112 @@
+"""Wiring: builds every component once, starts the listeners, stops gracefully.
+
+Read this file to see what the homeserver is made of; each attribute of ``Homeserver``
+is one component, built from the configuration and the components before it.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import defer, error as internet_error
+from twisted.logger import Logger
+
+from homeserver import __version__
+from homeserver.client import account, login, registration, versions
+from homeserver.clock import Clock
+from homeserver.handlers.accounts import AccountHandler
+from homeserver.handlers.auth import Authenticator
+from homeserver.handlers.passwords import PasswordHashing
+from homeserver.handlers.ratelimit import RateLimiter
+from homeserver.handlers.ui_auth import UserInteractiveAuth
+from homeserver.http.router import Router
+from homeserver.http.site import build_site
+from homeserver.signing_key import load_or_create_signing_key
+from storage.database import DatabasePool
+from storage.migrations import migrate
+from storage.stores.devices import DeviceStore
+from storage.stores.tokens import TokenStore
+from storage.stores.ui_auth import UIAuthStore
+from storage.stores.users import UserStore
+
+log = Logger(namespace="drocsid.app")
+
+_CLIENT_SERVLETS = (versions, registration, login, account)
+
+
+class StartupError(Exception):
+    """The homeserver cannot start; the message says why in one line."""
+
+
+class Homeserver:
+    def __init__(self, config, reactor):
+        self.config = config
+        self.reactor = reactor
+        self.clock = Clock(reactor)
+
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.signing_key = load_or_create_signing_key(config.signing_key_path)
+        self.db = DatabasePool.from_url(reactor, config.database_url, config.database.max_connections)
+        if self.db.target.engine == "sqlite":
+            from pathlib import Path
+            Path(self.db.target.path).parent.mkdir(parents=True, exist_ok=True)
+
+        self.users = UserStore(self.db)
+        self.devices = DeviceStore(self.db)
+        self.tokens = TokenStore(self.db)
+        self.ui_auth_store = UIAuthStore(self.db)
+
+        auth = config.auth
+        self.passwords = PasswordHashing(reactor, auth.password_hash_time_cost, auth.password_hash_memory_kib,
+                                         auth.password_hash_parallelism)
+        self.ratelimiter = RateLimiter(self.clock)
+        self.auth = Authenticator(self.clock, self.tokens, self.devices)
+        self.ui_auth = UserInteractiveAuth(self.clock, self.ui_auth_store)
+        self.accounts = AccountHandler(config, self.clock, self.db, self.users, self.devices, self.tokens,
+                                       self.passwords)
+
+        self.router = Router()
+        for servlet in _CLIENT_SERVLETS:
+            servlet.register_routes(self.router, self)
+        self.site = build_site(self.router, config, reactor)
+        self.client_port = None
+        self._stopping = False
+
+    @property
+    def listening_port(self) -> int:
+        return self.client_port.getHost().port
+
+    async def start(self) -> None:
+        self.db.start()
+        try:
+            applied = await migrate(self.db)
+        except Exception as error:
+            raise StartupError(f"cannot open the database at {self.db.target.describe()}: {error}") from error
+        for migration in applied:
+            log.info("applied migration {version:04d}_{name}", version=migration.version, name=migration.name)
+        server = self.config.server
+        try:
+            self.client_port = self.reactor.listenTCP(server.port, self.site, interface=server.host)
+        except internet_error.CannotListenError as error:
+            raise StartupError(f"cannot listen on {server.host}:{server.port}: {error.socketError}") from error
+        log.info("listening for clients on http://{host}:{port}", host=server.host, port=self.listening_port,
+                 event="listening", version=__version__, server_name=self.config.server_name,
+                 database=self.db.target.describe())
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish (up to the grace period), close the DB."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if self.client_port is not None:
+            await self.client_port.stopListening()
+        if self.site.in_flight:
+            log.info("waiting for {count} requests to finish", count=self.site.in_flight)
+            idle = self.site.wait_until_idle()
+            timeout = self.reactor.callLater(self.config.server.shutdown_grace_secs, idle.cancel)
+            try:
+                await idle
+            except defer.CancelledError:
+                log.warn("shutdown grace period over; {count} requests abandoned", count=self.site.in_flight)
+            if timeout.active():
+                timeout.cancel()
+        await self.db.close()
+        log.info("stopped", event="stopped")

@@ -1,0 +1,1 @@
+"""Storage: one database pool for SQLite and PostgreSQL, migrations and the stores."""

@@ -1,0 +1,1 @@
+"""Shared test fixtures: databases on both engines, in-process and subprocess homeservers."""
