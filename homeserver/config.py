@@ -62,8 +62,8 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "trusted_key_servers": _opt("list", [], "Notary servers asked for remote signing keys."),
     },
     "database": {
-        "url": _opt("str", "", "`sqlite:///path/drocsid.db` or `postgres://user:pass@host:port/db`;"
-                    " empty: SQLite at <data_dir>/drocsid.db.", secret=True),
+        "url": _opt("str", "", "`sqlite:///relative/drocsid.db`, `sqlite:////absolute/drocsid.db` or"
+                    " `postgres://user:pass@host:port/db`; empty: SQLite at <data_dir>/drocsid.db.", secret=True),
         "max_connections": _opt("int", 20, "Connection pool size (PostgreSQL; SQLite uses one writer)."),
     },
     "redis": {
@@ -151,9 +151,10 @@ class Section:
 class Config:
     """A validated configuration; sections are attributes (``config.server.port``)."""
 
-    def __init__(self, values: dict[str, dict[str, Any]], data_dir: Path, source: Path | None):
+    def __init__(self, values: dict[str, dict[str, Any]], data_dir: Path, source: Path | None, base_dir: Path):
         self.source = source
         self.data_dir = data_dir
+        self.base_dir = base_dir
         for name, section in values.items():
             setattr(self, name, Section(name, section))
 
@@ -163,11 +164,17 @@ class Config:
 
     @property
     def database_url(self) -> str:
-        return self.database.url or f"sqlite:///{self.data_dir / 'drocsid.db'}"
+        """The database URL, with a relative SQLite path made absolute from ``base_dir``."""
+        url = self.database.url
+        if not url:
+            return f"sqlite:///{self.data_dir / 'drocsid.db'}"
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            return f"sqlite:///{self.base_dir / url[len('sqlite:///'):]}"
+        return url
 
     @property
     def media_path(self) -> Path:
-        return Path(self.media.path) if self.media.path else self.data_dir / "media"
+        return self.base_dir / self.media.path if self.media.path else self.data_dir / "media"
 
     @property
     def signing_key_path(self) -> Path:
@@ -281,7 +288,7 @@ def load_config(path: str | os.PathLike | None, environ: Mapping[str, str] | Non
 
     base = source.parent if source is not None else Path.cwd()
     data_dir = (base / top["data_dir"]).resolve()
-    return Config(values, data_dir, source)
+    return Config(values, data_dir, source, base)
 
 
 def render_toml(server_name: str, data_dir: str) -> str:
@@ -308,3 +315,22 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     return json.dumps(value)
+
+
+def env_name(section: str | None, key: str) -> str:
+    return f"{ENV_PREFIX}{section.upper()}__{key.upper()}" if section else f"{ENV_PREFIX}{key.upper()}"
+
+
+def render_markdown() -> str:
+    """The reference table of docs/configuration.md, from the schema itself."""
+    lines = []
+    for section, options in [(None, TOP_LEVEL)] + list(SCHEMA.items()):
+        lines += ["", f"### `{section or 'top level'}`", "",
+                  "| key | environment variable | type | default | meaning |", "|---|---|---|---|---|"]
+        for key, option in options.items():
+            name = f"{section}.{key}" if section else key
+            default = _toml_value(option.default) if option.default not in ("", []) else "(empty)"
+            secret = " Secret: never logged." if option.secret else ""
+            lines.append(f"| `{name}` | `{env_name(section, key)}` | {option.kind} | `{default}` | "
+                         f"{option.doc}{secret} |")
+    return "\n".join(lines).strip() + "\n"

@@ -32,10 +32,10 @@ class DatabaseTarget:
 def parse_database_url(url: str) -> DatabaseTarget:
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
-        # sqlite:///relative/or/absolute -- netloc is empty, path keeps its leading "/"
-        path = unquote(parsed.netloc + parsed.path)
-        if path.startswith("//"):
-            path = path[1:]
+        # As SQLAlchemy spells it: sqlite:///relative/path.db, sqlite:////absolute/path.db
+        if parsed.netloc:
+            raise ValueError("database.url for SQLite is sqlite:///relative.db or sqlite:////absolute.db")
+        path = unquote(parsed.path)[1:]
         if not path or path == "/":
             raise ValueError("database.url for SQLite needs a file path: sqlite:///path/drocsid.db")
         return DatabaseTarget("sqlite", path=path)

@@ -106,6 +106,8 @@ class DrocsidRequest(server.Request):
         self.http_site = site
         self.remote_ip = self._find_client_ip(site)
         site.request_started(self)
+        log.debug("{method} {path} started", method=self.method.decode("ascii", "replace"),
+                  path=redact_uri(self.uri), event="request_started")
         self.notifyFinish().addBoth(self._log_finished)
         for name, value in CORS_HEADERS.items():
             self.setHeader(name, value)
