@@ -79,7 +79,8 @@ class Homeserver:
         try:
             applied = await migrate(self.db)
         except Exception as error:
-            raise StartupError(f"cannot open the database at {self.db.target.describe()}: {error}") from error
+            reason = " ".join(str(error).split())  # psycopg2 messages span lines
+            raise StartupError(f"cannot open the database at {self.db.target.describe()}: {reason}") from error
         for migration in applied:
             log.info("applied migration {version:04d}_{name}", version=migration.version, name=migration.name)
         server = self.config.server

@@ -140,6 +140,17 @@ class CliBasicsTests(unittest.TestCase):
         self.assertEqual(err.strip().splitlines()[-1], err.strip())
         self.assertIn(f"cannot listen on 127.0.0.1:{port}", err)
 
+    def test_run_reports_an_unreachable_database_in_one_line(self):
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        path = write_config(directory, "postgres://postgres@127.0.0.1:1/nothing")
+        status, out, err = run_cli("run", "--config", path)
+        self.assertEqual(status, 1)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertIn("cannot open the database at postgres://127.0.0.1:1/nothing", err)
+        status, out, err = run_cli("run", "--config", path, env={"DROCSID__DATABASE__URL": "mysql://x/y"})
+        self.assertEqual((status, err.strip()), (1, "drocsid: database.url must start with sqlite:/// or postgres://"))
+
     def test_first_run_without_configuration_makes_one(self):
         directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
