@@ -10,26 +10,39 @@ from twisted.internet import defer, error as internet_error
 from twisted.logger import Logger
 
 from homeserver import __version__
-from homeserver.client import account, login, registration, versions
+from federation import key_server
+from homeserver.client import account, capabilities, directory, login, registration, rooms, versions
 from homeserver.clock import Clock
 from homeserver.handlers.accounts import AccountHandler
 from homeserver.handlers.auth import Authenticator
+from homeserver.handlers.event_ingest import EventIngester
+from homeserver.handlers.event_sender import EventSender
+from homeserver.handlers.membership import MembershipHandler
 from homeserver.handlers.passwords import PasswordHashing
+from homeserver.handlers.power import PowerLevels
 from homeserver.handlers.ratelimit import RateLimiter
+from homeserver.handlers.room_creation import RoomCreator
+from homeserver.handlers.room_heads import RoomHeads
+from homeserver.handlers.room_reads import RoomReader
+from homeserver.handlers.room_writer import RoomWriter
 from homeserver.handlers.ui_auth import UserInteractiveAuth
 from homeserver.http.router import Router
 from homeserver.http.site import build_site
+from homeserver.notifier import Notifier
 from homeserver.signing_key import load_or_create_signing_key
 from storage.database import DatabasePool
 from storage.migrations import migrate
 from storage.stores.devices import DeviceStore
+from storage.stores.events import EventStore
+from storage.stores.rooms import RoomStore
+from storage.stores.state import StateStore
 from storage.stores.tokens import TokenStore
 from storage.stores.ui_auth import UIAuthStore
 from storage.stores.users import UserStore
 
 log = Logger(namespace="drocsid.app")
 
-_CLIENT_SERVLETS = (versions, registration, login, account)
+_SERVLETS = (versions, registration, login, account, capabilities, rooms, directory, key_server)
 
 
 class StartupError(Exception):
@@ -53,6 +66,9 @@ class Homeserver:
         self.devices = DeviceStore(self.db)
         self.tokens = TokenStore(self.db)
         self.ui_auth_store = UIAuthStore(self.db)
+        self.rooms = RoomStore(self.db)
+        self.events = EventStore(self.db)
+        self.state = StateStore(self.db)
 
         auth = config.auth
         self.passwords = PasswordHashing(reactor, auth.password_hash_time_cost, auth.password_hash_memory_kib,
@@ -63,8 +79,20 @@ class Homeserver:
         self.accounts = AccountHandler(config, self.clock, self.db, self.users, self.devices, self.tokens,
                                        self.passwords)
 
+        self.notifier = Notifier()
+        self.room_heads = RoomHeads(self.rooms, self.events, self.state)
+        self.room_writer = RoomWriter(self.clock, self.rooms, self.events, self.state, self.room_heads,
+                                      self.notifier)
+        self.event_sender = EventSender(config.server_name, self.signing_key, self.room_writer)
+        self.event_ingester = EventIngester(self.room_writer)
+        self.room_creator = RoomCreator(config.server_name, self.event_sender, self.rooms, self.clock)
+        self.membership = MembershipHandler(config.server_name, self.event_sender, self.room_heads, self.events,
+                                            self.rooms)
+        self.room_reader = RoomReader(self.clock, self.room_heads, self.events, self.state, self.membership)
+        self.power = PowerLevels(self.room_heads, self.events)
+
         self.router = Router()
-        for servlet in _CLIENT_SERVLETS:
+        for servlet in _SERVLETS:
             servlet.register_routes(self.router, self)
         self.site = build_site(self.router, config, reactor)
         self.client_port = None

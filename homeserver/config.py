@@ -86,6 +86,9 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "password_hash_memory_kib": _opt("int", 65536, "Argon2id memory in KiB."),
         "password_hash_parallelism": _opt("int", 2, "Argon2id lanes."),
     },
+    "rooms": {
+        "default_version": _opt("str", "11", "Room version of new rooms (10, 11 or 12)."),
+    },
     "limits": {
         "max_request_body_bytes": _opt("int", 1024 * 1024, "Largest request body outside media uploads (413 beyond)."),
         "login_per_second": _opt("float", 0.1, "Login attempts per second per client address."),
@@ -134,6 +137,7 @@ SCHEMA: dict[str, dict[str, Option]] = {
 _CHOICES = {
     ("logging", "level"): ("debug", "info", "warn", "error"),
     ("logging", "format"): ("json", "text"),
+    ("rooms", "default_version"): ("10", "11", "12"),
 }
 
 

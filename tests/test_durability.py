@@ -4,6 +4,7 @@ flight; and what the logs say (and never say). Each runs the homeserver as a pro
 from __future__ import annotations
 
 import os
+from urllib.parse import quote
 
 from twisted.internet import defer
 from twisted.trial import unittest
@@ -35,6 +36,31 @@ class DurabilityTests:
         client = HttpClient(server.base_url)
         self.addCleanup(client.close)
         return client
+
+    async def kill_during_burst(self, server: HomeserverProcess, make_request, wanted: int) -> list[str]:
+        """Eight clients fire requests; once ``wanted`` got a 200, kill -9. Returns what
+        each acknowledged request created."""
+        acknowledged: list[str] = []
+
+        async def worker(client: HttpClient, index: int):
+            for n in range(1000):
+                try:
+                    created = await make_request(client, index, n)
+                except Exception:
+                    return  # the connection died with the server
+                if created is not None:
+                    acknowledged.append(created)
+
+        clients = [self.client_for(server) for _ in range(8)]
+        workers = [defer.ensureDeferred(worker(c, i)) for i, c in enumerate(clients)]
+        for _ in range(2000):
+            if len(acknowledged) >= wanted:
+                break
+            await sleep(0.01)
+        server.kill()
+        await defer.gatherResults(workers)
+        self.assertGreaterEqual(len(acknowledged), wanted)
+        return acknowledged
 
     async def register(self, client: HttpClient, name: str):
         return await client.request("POST", f"{V3}/register", {
@@ -68,29 +94,12 @@ class DurabilityTests:
     @inline
     async def test_kill_9_during_a_burst_loses_no_acknowledged_account(self):
         server = await self.start()
-        clients = [self.client_for(server) for _ in range(8)]
-        acknowledged: list[str] = []
-        attempted = 0
 
-        async def worker(client: HttpClient, index: int):
-            nonlocal attempted
-            for n in range(100):
-                attempted += 1
-                try:
-                    status, body = await self.register(client, f"burst{index}x{n}")
-                except Exception:
-                    return  # the connection died with the server
-                if status == 200:
-                    acknowledged.append(body["user_id"])
+        async def register(client: HttpClient, index: int, n: int):
+            status, body = await self.register(client, f"burst{index}x{n}")
+            return body["user_id"] if status == 200 else None
 
-        workers = [defer.ensureDeferred(worker(c, i)) for i, c in enumerate(clients)]
-        for _ in range(500):
-            if len(acknowledged) >= 25:
-                break
-            await sleep(0.01)
-        server.kill()
-        await defer.gatherResults(workers)
-        self.assertGreaterEqual(len(acknowledged), 25)
+        acknowledged = await self.kill_during_burst(server, register, 25)
 
         await server.start()
         client = self.client_for(server)
@@ -99,6 +108,68 @@ class DurabilityTests:
                 "type": "m.login.password", "user": user_id, "password": PASSWORD})
             self.assertEqual(status, 200, f"{user_id} got a 200 before the kill but cannot log in: {body}")
         self.assertEqual(await server.terminate(), 0)
+
+    @inline
+    async def test_kill_9_during_sends_loses_no_event_and_keeps_the_dag_whole(self):
+        server = await self.start()
+        client = self.client_for(server)
+        status, session = await self.register(client, "sender")
+        token = session["access_token"]
+        status, room = await client.request("POST", f"{V3}/createRoom", {"name": "burst"}, token=token)
+        room_id = quote(room["room_id"], safe="")
+
+        async def send(client: HttpClient, index: int, n: int):
+            status, body = await client.request("PUT", f"{V3}/rooms/{room_id}/send/m.room.message/w{index}n{n}",
+                                                {"msgtype": "m.text", "body": f"{index}/{n}"}, token=token)
+            return body["event_id"] if status == 200 else None
+
+        acknowledged = await self.kill_during_burst(server, send, 100)
+
+        await server.start()
+        client = self.client_for(server)
+        for event_id in acknowledged:
+            status, event = await client.request("GET", f"{V3}/rooms/{room_id}/event/{quote(event_id, safe='')}",
+                                                 token=token)
+            self.assertEqual(status, 200, f"{event_id} was acknowledged before the kill but is gone: {event}")
+        await self.assert_dag_consistent(room["room_id"])
+        # The room goes on where it stopped.
+        status, after = await client.request("PUT", f"{V3}/rooms/{room_id}/send/m.room.message/after",
+                                             {"msgtype": "m.text", "body": "after"}, token=token)
+        self.assertEqual(status, 200, after)
+        await server.terminate()
+        await self.assert_dag_consistent(room["room_id"])
+
+    async def assert_dag_consistent(self, room_id: str) -> None:
+        from twisted.internet import reactor
+
+        from storage.database import DatabasePool
+        db = DatabasePool.from_url(reactor, self.database.url, 1)
+        db.start()
+        try:
+            def check(txn):
+                dangling = txn.select_all(
+                    "SELECT e.event_id, e.prev_event_id FROM event_edges e LEFT JOIN events p"
+                    " ON p.event_id = e.prev_event_id WHERE e.room_id = ? AND p.event_id IS NULL", (room_id,))
+                childless = {r[0] for r in txn.select_all(
+                    "SELECT event_id FROM events e WHERE room_id = ? AND NOT outlier AND rejected_reason IS NULL"
+                    " AND NOT soft_failed AND NOT EXISTS (SELECT 1 FROM event_edges x WHERE x.prev_event_id = e.event_id)",
+                    (room_id,))}
+                extremities = {r[0] for r in txn.select_all(
+                    "SELECT event_id FROM event_forward_extremities WHERE room_id = ?", (room_id,))}
+                tip_group = txn.select_one(
+                    "SELECT state_group FROM events WHERE room_id = ? ORDER BY stream_ordering DESC LIMIT 1",
+                    (room_id,))[0]
+                current = {(r[0], r[1]): r[2] for r in txn.select_all(
+                    "SELECT type, state_key, event_id FROM current_state WHERE room_id = ?", (room_id,))}
+                from storage.stores.state import load_group_txn
+                return dangling, childless, extremities, current, load_group_txn(txn, tip_group, {})
+            dangling, childless, extremities, current, tip_state = await db.run_interaction("check", check)
+        finally:
+            await db.close()
+        self.assertEqual(dangling, [])
+        self.assertEqual(extremities, childless)
+        self.assertEqual(len(extremities), 1)
+        self.assertEqual(current, tip_state)
 
     @inline
     async def test_sigterm_lets_in_flight_requests_finish(self):

@@ -1,0 +1,114 @@
+"""Sending an event of ours into a room: build, sign, authorise, persist, notify.
+
+One room at a time (a per-room lock), so each event builds on the one before it and the
+DAG stays a line for local traffic. The state before a new event is the room's current
+state, which is kept equal to the resolution of the forward extremities; so a send never
+runs state resolution, and a message send reads nothing from the database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.logger import Logger
+
+from homeserver.events.auth_events import auth_types_for_event
+from homeserver.events.auth_rules import AuthError, check_auth, check_auth_events
+from homeserver.events.builder import build_event
+from homeserver.events.event import Event
+from homeserver.events.room_versions import RoomVersion
+from homeserver.events.validation import EventFormatError, EventTooLarge
+from homeserver.handlers.room_heads import RoomHead
+from homeserver.handlers.room_writer import CREATE_KEY, RoomWriter
+from homeserver.http.errors import MatrixError, forbidden
+from storage.stores.events import PersistPlan
+
+log = Logger()
+
+
+class EventSender:
+    def __init__(self, server_name: str, signing_key, writer: RoomWriter):
+        self._server_name = server_name
+        self._signing_key = signing_key
+        self._writer = writer
+        self._clock = writer.clock
+        self._events = writer.events
+
+    async def send(self, sender: str, room_id: str, event_type: str, content: dict[str, Any], *,
+                   state_key: str | None = None, redacts: str | None = None,
+                   client_txn: tuple[str, str, str] | None = None) -> Event:
+        """Send an event as ``sender``; 403 M_FORBIDDEN if the auth rules refuse it."""
+        async with self._writer.room_lock(room_id):
+            head = await self._writer.heads.get(room_id)
+            if head is None:
+                # Same answer as for a room one is not in: existence is not revealed.
+                raise forbidden("You are not in this room")
+            if client_txn is not None:
+                # Under the room lock: a retry racing the original sees its event here.
+                earlier = await self._writer.rooms.get_txn_event(*client_txn)
+                if earlier is not None:
+                    event = await self._events.get_event(earlier)
+                    if event is not None:
+                        return event
+            return await self._build_and_persist(head, sender, event_type, content, state_key, redacts,
+                                                 client_txn)
+
+    async def create_room(self, version: RoomVersion, sender: str, content: dict[str, Any],
+                          room_id: str | None = None) -> Event:
+        """Persist the create event of a new room. In v12 the room ID comes from the event;
+        before that the caller picks one (``room_id``)."""
+        try:
+            event = build_event(version, room_id=None if version.room_id_from_create else room_id, sender=sender,
+                                event_type="m.room.create", state_key="", content=content, prev_events=[],
+                                auth_events=[], depth=1, origin_server_ts=self._clock.time_ms(),
+                                server_name=self._server_name, signing_key=self._signing_key)
+            check_auth(version, event, {})
+        except (EventFormatError, AuthError) as error:
+            raise MatrixError(400, "M_BAD_JSON", f"invalid create event: {error}") from None
+        if not await self._writer.write_create(event, sender):
+            raise MatrixError(400, "M_UNKNOWN", "Room ID already in use")
+        return event
+
+    async def _build_and_persist(self, head: RoomHead, sender: str, event_type: str, content: dict[str, Any],
+                                 state_key: str | None, redacts: str | None,
+                                 client_txn: tuple[str, str, str] | None) -> Event:
+        version = head.version
+        state_before = head.state
+        auth_keys = auth_types_for_event(version, event_type, sender, state_key, content)
+        auth_ids = [state_before[key] for key in auth_keys if key in state_before]
+        needed = list(auth_ids)
+        if not version.create_in_auth_events and CREATE_KEY in state_before:
+            needed.append(state_before[CREATE_KEY])
+        known = await self._events.get_events(needed)
+
+        try:
+            event = build_event(version, room_id=head.room_id, sender=sender, event_type=event_type,
+                                content=content, state_key=state_key, prev_events=head.extremities,
+                                auth_events=auth_ids, depth=head.max_depth + 1,
+                                origin_server_ts=self._clock.time_ms(),
+                                server_name=self._server_name, signing_key=self._signing_key, redacts=redacts)
+        except EventTooLarge as error:
+            raise MatrixError(413, "M_TOO_LARGE", str(error)) from None
+        except EventFormatError as error:
+            raise MatrixError(400, "M_BAD_JSON", str(error)) from None
+        auth_state = {key: known[event_id] for key, event_id in state_before.items()
+                      if event_id in known and (key in auth_keys or key == CREATE_KEY)}
+        try:
+            check_auth_events(version, event, list(auth_state.values()))
+            check_auth(version, event, auth_state)
+        except AuthError as error:
+            raise forbidden(str(error)) from None
+
+        plan = PersistPlan(state_group_before=head.state_group, new_group_parent_depth=head.state_group_depth,
+                           remove_extremities=list(head.extremities), client_txn=client_txn)
+        state_after = state_before
+        if event.is_state():
+            state_after = {**state_before, event.state_tuple: event.event_id}
+            plan.state_after = state_after
+            plan.new_group_parent = head.state_group
+            plan.current_state_updates = {event.state_tuple: event.event_id}
+        persisted = await self._writer.write(event, plan, {event.event_id: event})
+        self._writer.advance(RoomHead(head.room_id, version, [event.event_id], state_after, persisted.state_group,
+                                      persisted.state_group_depth, event.depth), event)
+        return event
+

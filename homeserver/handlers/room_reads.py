@@ -1,0 +1,118 @@
+"""Reading rooms: state, members, single events; each filtered by what the user may see."""
+
+from __future__ import annotations
+
+from homeserver.clock import Clock
+from homeserver.events.client_format import client_event
+from homeserver.events.event import Event
+from homeserver.events.visibility import history_visibility_of, may_see_event
+from homeserver.handlers.membership import MembershipHandler
+from homeserver.handlers.room_heads import RoomHeads
+from homeserver.http.errors import forbidden, not_found
+from storage.stores.events import EventStore
+from storage.stores.state import StateStore
+
+
+class RoomReader:
+    def __init__(self, clock: Clock, heads: RoomHeads, events: EventStore, state: StateStore,
+                 membership: MembershipHandler):
+        self._clock = clock
+        self._heads = heads
+        self._events = events
+        self._state = state
+        self._membership = membership
+
+    async def _visible_state_ids(self, user_id: str, room_id: str) -> dict:
+        """The state a user may read: the current state while joined (or for world-readable
+        rooms), else the state at the moment they left."""
+        head = await self._heads.get(room_id)
+        if head is None:
+            raise forbidden("You are not in this room")
+        member_id = head.state.get(("m.room.member", user_id))
+        member = await self._events.get_event(member_id) if member_id else None
+        if member is not None and member.membership == "join":
+            return head.state
+        visibility_id = head.state.get(("m.room.history_visibility", ""))
+        visibility = await self._events.get_event(visibility_id) if visibility_id else None
+        if history_visibility_of(visibility.content if visibility else None) == "world_readable":
+            return head.state
+        if member is not None and member.membership in ("leave", "ban"):
+            rows = await self._events.get_event_rows([member.event_id])
+            group = rows[member.event_id].state_group
+            if group is not None:
+                return await self._state.get_state_for_group(group)
+        raise forbidden("You are not in this room")
+
+    async def get_state(self, user_id: str, room_id: str) -> list[dict]:
+        state_ids = await self._visible_state_ids(user_id, room_id)
+        events = await self._events.get_events(state_ids.values())
+        now = self._clock.time_ms()
+        return [client_event(events[e], now) for e in state_ids.values() if e in events]
+
+    async def get_state_event(self, user_id: str, room_id: str, event_type: str, state_key: str) -> Event:
+        state_ids = await self._visible_state_ids(user_id, room_id)
+        event_id = state_ids.get((event_type, state_key))
+        if event_id is None:
+            raise not_found("Event not found")
+        event = await self._events.get_event(event_id)
+        if event is None:
+            raise not_found("Event not found")
+        return event
+
+    async def get_members(self, user_id: str, room_id: str, membership: str | None = None,
+                          not_membership: str | None = None) -> list[dict]:
+        state_ids = await self._visible_state_ids(user_id, room_id)
+        member_ids = [e for (t, _), e in state_ids.items() if t == "m.room.member"]
+        events = await self._events.get_events(member_ids)
+        now = self._clock.time_ms()
+        chunk = []
+        for event_id in member_ids:
+            event = events.get(event_id)
+            if event is None:
+                continue
+            if membership is not None and event.membership != membership:
+                continue
+            if not_membership is not None and event.membership == not_membership:
+                continue
+            chunk.append(client_event(event, now))
+        return chunk
+
+    async def get_joined_members(self, user_id: str, room_id: str) -> dict[str, dict]:
+        head = await self._heads.get(room_id)
+        if head is None or await self._membership.current_membership(room_id, user_id) != "join":
+            raise forbidden("You are not in this room")
+        member_ids = [e for (t, _), e in head.state.items() if t == "m.room.member"]
+        events = await self._events.get_events(member_ids)
+        joined = {}
+        for event in events.values():
+            if event.membership == "join":
+                joined[event.state_key] = {"display_name": event.content.get("displayname"),
+                                           "avatar_url": event.content.get("avatar_url")}
+        return joined
+
+    async def get_event(self, user_id: str, room_id: str, event_id: str) -> dict:
+        rows = await self._events.get_event_rows([event_id])
+        row = rows.get(event_id)
+        if row is None or row.event.room_id != room_id or row.event.rejected or row.event.soft_failed:
+            raise not_found("Event not found")
+        event = row.event
+        if not await self._may_see(user_id, event, row.state_group):
+            raise not_found("Event not found")
+        redaction = None
+        redaction_id = await self._events.get_redaction_for(event_id)
+        if redaction_id is not None:
+            redaction = await self._events.get_event(redaction_id)
+        return client_event(event, self._clock.time_ms(), redacted_by=redaction)
+
+    async def _may_see(self, user_id: str, event: Event, state_group: int | None) -> bool:
+        current = await self._membership.current_membership(event.room_id, user_id)
+        if state_group is None:
+            return current == "join"
+        state = await self._state.get_state_for_group(state_group)
+        wanted = [state[k] for k in (("m.room.history_visibility", ""), ("m.room.member", user_id)) if k in state]
+        events = await self._events.get_events(wanted)
+        visibility = events.get(state.get(("m.room.history_visibility", "")))
+        member = events.get(state.get(("m.room.member", user_id)))
+        own = event.type == "m.room.member" and event.state_key == user_id
+        return may_see_event(history_visibility_of(visibility.content if visibility else None),
+                             member.membership if member else None, current, own)

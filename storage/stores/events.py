@@ -1,0 +1,222 @@
+"""Events and the DAG: persisting an event with its edges, state group, extremities and
+current state in one transaction; reading events back by ID or in stream order."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+from homeserver.events.canonical import canonical_json
+from homeserver.events.event import Event
+from homeserver.events.room_versions import RoomVersion, room_version
+from storage.cache import LruCache
+from storage.database import DatabasePool, Transaction
+from storage.stores.rooms import record_txn_id_txn
+from storage.stores.state import StateKey, insert_state_group_txn
+
+# Every event write takes this lock on PostgreSQL, so stream orderings are handed out
+# and committed in one order, with no gaps a reader could skip past.
+_EVENTS_LOCK_ID = 0x44726F64
+
+
+@dataclass
+class PersistPlan:
+    """What persisting one event changes besides the event row, decided by the handler."""
+    state_group_before: int | None
+    # For a state event: the new group's parent and the key it changes.
+    new_group_parent: int | None = None
+    new_group_parent_depth: int = 0
+    state_after: Mapping[StateKey, str] | None = None
+    # Current-state rows to write (key -> event_id) and to delete, when they change.
+    current_state_updates: dict[StateKey, str] = field(default_factory=dict)
+    current_state_deletes: list[StateKey] = field(default_factory=list)
+    # Forward extremities after this event.
+    remove_extremities: list[str] = field(default_factory=list)
+    add_extremity: bool = True
+    # (user_id, device_id, txn_key) of the client request that sent it, for idempotent retries.
+    client_txn: tuple[str, str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Persisted:
+    stream_ordering: int
+    state_group: int | None
+    state_group_depth: int = 0
+
+
+def _membership_of(event_id: str, key: StateKey, events: Mapping[str, Event]) -> str | None:
+    if key[0] != "m.room.member":
+        return None
+    event = events.get(event_id)
+    return event.membership if event is not None else None
+
+
+def persist_event_txn(txn: Transaction, event: Event, plan: PersistPlan, received_ts: int,
+                      known_events: Mapping[str, Event]) -> Persisted:
+    if txn.dialect == "postgres":
+        txn.execute("SELECT pg_advisory_xact_lock(?)", (_EVENTS_LOCK_ID,))
+    stream = txn.select_one("SELECT COALESCE(MAX(stream_ordering), 0) + 1 FROM events")[0]
+
+    state_group, group_depth = plan.state_group_before, plan.new_group_parent_depth
+    if event.is_state() and not event.rejected and plan.state_after is not None:
+        delta = {event.state_tuple: event.event_id}
+        state_group, group_depth = insert_state_group_txn(txn, event.room_id, plan.new_group_parent,
+                                                          plan.new_group_parent_depth, delta, plan.state_after)
+
+    txn.execute(
+        "INSERT INTO events (stream_ordering, event_id, room_id, type, state_key, sender, depth, origin_server_ts,"
+        " received_ts, json, rejected_reason, soft_failed, outlier, state_group)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (stream, event.event_id, event.room_id, event.type, event.state_key, event.sender, event.depth,
+         event.origin_server_ts, received_ts, canonical_json(event.pdu).decode("utf-8"), event.rejected_reason,
+         event.soft_failed, event.outlier, state_group))
+    txn.execute_many("INSERT INTO event_edges (event_id, prev_event_id, room_id) VALUES (?, ?, ?)"
+                     " ON CONFLICT DO NOTHING",
+                     [(event.event_id, prev, event.room_id) for prev in event.prev_event_ids])
+    txn.execute_many("INSERT INTO event_auth (event_id, auth_id, room_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                     [(event.event_id, auth, event.room_id) for auth in event.auth_event_ids])
+    if event.type == "m.room.redaction" and event.redacts and not event.rejected:
+        txn.execute("INSERT INTO event_redactions (event_id, redacts, room_id) VALUES (?, ?, ?)"
+                    " ON CONFLICT DO NOTHING", (event.event_id, event.redacts, event.room_id))
+
+    if plan.client_txn is not None:
+        user_id, device_id, txn_key = plan.client_txn
+        record_txn_id_txn(txn, user_id, device_id, txn_key, event.event_id, received_ts)
+
+    if not (event.outlier or event.rejected or event.soft_failed):
+        for extremity in plan.remove_extremities:
+            txn.execute("DELETE FROM event_forward_extremities WHERE room_id = ? AND event_id = ?",
+                        (event.room_id, extremity))
+        if plan.add_extremity:
+            txn.execute("INSERT INTO event_forward_extremities (room_id, event_id) VALUES (?, ?)"
+                        " ON CONFLICT DO NOTHING", (event.room_id, event.event_id))
+        for key in plan.current_state_deletes:
+            txn.execute("DELETE FROM current_state WHERE room_id = ? AND type = ? AND state_key = ?",
+                        (event.room_id, key[0], key[1]))
+        for key, event_id in plan.current_state_updates.items():
+            txn.execute(
+                "INSERT INTO current_state (room_id, type, state_key, event_id, membership) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id,"
+                " membership = excluded.membership",
+                (event.room_id, key[0], key[1], event_id, _membership_of(event_id, key, known_events)))
+    return Persisted(stream, state_group, group_depth)
+
+
+_EVENT_COLUMNS = "e.event_id, e.json, e.room_id, r.room_version, e.rejected_reason, e.soft_failed, e.outlier," \
+                 " e.stream_ordering, e.state_group"
+
+
+@dataclass(frozen=True)
+class EventRow:
+    event: Event
+    state_group: int | None
+
+
+def _row_to_event(row) -> EventRow:
+    event_id, raw, room_id, version_id, rejected, soft_failed, outlier, stream, group = row
+    event = Event(json.loads(raw), room_version(version_id), event_id, room_id=room_id)
+    event.rejected_reason = rejected
+    event.soft_failed = bool(soft_failed)
+    event.outlier = bool(outlier)
+    event.stream_ordering = stream
+    return EventRow(event, group)
+
+
+def get_event_rows_txn(txn: Transaction, event_ids: list[str]) -> dict[str, EventRow]:
+    found: dict[str, EventRow] = {}
+    for start in range(0, len(event_ids), 500):
+        chunk = event_ids[start:start + 500]
+        placeholders = ",".join("?" * len(chunk))
+        for row in txn.select_all(f"SELECT {_EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id"
+                                  f" WHERE e.event_id IN ({placeholders})", chunk):
+            parsed = _row_to_event(row)
+            found[parsed.event.event_id] = parsed
+    return found
+
+
+class EventStore:
+    def __init__(self, db: DatabasePool, cache_size: int = 20000):
+        self.db = db
+        self._cache: LruCache[str, EventRow] = LruCache(cache_size)
+
+    def remember(self, event: Event, state_group: int | None) -> None:
+        self._cache.set(event.event_id, EventRow(event, state_group))
+
+    async def get_event_rows(self, event_ids: Iterable[str]) -> dict[str, EventRow]:
+        wanted = list(dict.fromkeys(event_ids))
+        found: dict[str, EventRow] = {}
+        missing = []
+        for event_id in wanted:
+            row = self._cache.get(event_id)
+            if row is None:
+                missing.append(event_id)
+            else:
+                found[event_id] = row
+        if missing:
+            loaded = await self.db.run_interaction("get_events", get_event_rows_txn, missing)
+            for event_id, row in loaded.items():
+                self._cache.set(event_id, row)
+            found.update(loaded)
+        return found
+
+    async def get_events(self, event_ids: Iterable[str]) -> dict[str, Event]:
+        return {k: v.event for k, v in (await self.get_event_rows(event_ids)).items()}
+
+    async def get_event(self, event_id: str) -> Event | None:
+        return (await self.get_events([event_id])).get(event_id)
+
+    async def persist(self, event: Event, plan: PersistPlan, received_ts: int,
+                      known_events: Mapping[str, Event]) -> Persisted:
+        persisted = await self.db.run_interaction("persist_event", persist_event_txn, event, plan, received_ts,
+                                                  known_events)
+        event.stream_ordering = persisted.stream_ordering
+        self._cache.set(event.event_id, EventRow(event, persisted.state_group))
+        return persisted
+
+    async def get_redaction_for(self, event_id: str) -> str | None:
+        def txn_func(txn: Transaction):
+            row = txn.select_one("SELECT event_id FROM event_redactions WHERE redacts = ? ORDER BY event_id LIMIT 1",
+                                 (event_id,))
+            return row[0] if row else None
+        return await self.db.run_interaction("get_redaction_for", txn_func)
+
+    async def get_redactions_for(self, event_ids: list[str]) -> dict[str, list[str]]:
+        if not event_ids:
+            return {}
+
+        def txn_func(txn: Transaction):
+            result: dict[str, list[str]] = {}
+            placeholders = ",".join("?" * len(event_ids))
+            for event_id, redacts in txn.select_all(
+                    f"SELECT event_id, redacts FROM event_redactions WHERE redacts IN ({placeholders})", event_ids):
+                result.setdefault(redacts, []).append(event_id)
+            return result
+        return await self.db.run_interaction("get_redactions_for", txn_func)
+
+    async def get_auth_chain_ids(self, event_ids: Iterable[str]) -> set[str]:
+        """Every event reachable from ``event_ids`` through auth_events (not including them)."""
+        start = list(event_ids)
+
+        def txn_func(txn: Transaction) -> set[str]:
+            seen: set[str] = set()
+            frontier = start
+            while frontier:
+                found = []
+                for offset in range(0, len(frontier), 500):
+                    chunk = frontier[offset:offset + 500]
+                    placeholders = ",".join("?" * len(chunk))
+                    found += [r[0] for r in txn.select_all(
+                        f"SELECT auth_id FROM event_auth WHERE event_id IN ({placeholders})", chunk)]
+                frontier = [e for e in set(found) if e not in seen]
+                seen.update(frontier)
+            return seen
+        return await self.db.run_interaction("get_auth_chain_ids", txn_func)
+
+    async def max_stream_ordering(self) -> int:
+        return await self.db.run_interaction(
+            "max_stream", lambda txn: txn.select_one("SELECT COALESCE(MAX(stream_ordering), 0) FROM events")[0])
+
+
+def room_version_of(version_id: str) -> RoomVersion:
+    return room_version(version_id)
