@@ -111,6 +111,8 @@ class Homeserver:
             raise StartupError(f"cannot open the database at {self.db.target.describe()}: {reason}") from error
         for migration in applied:
             log.info("applied migration {version:04d}_{name}", version=migration.version, name=migration.name)
+        # Clients retry a send for minutes at most; a day of transaction IDs covers that.
+        await self.event_sender.load_recent_transactions(self.clock.time_ms() - 24 * 3600 * 1000)
         server = self.config.server
         try:
             self.client_port = self.reactor.listenTCP(server.port, self.site, interface=server.host)
@@ -125,6 +127,14 @@ class Homeserver:
         if self._stopping:
             return
         self._stopping = True
+        try:
+            await self._drain_requests()
+        finally:
+            # Whatever happened above, the database threads must stop or the process hangs.
+            await self.db.close()
+        log.info("stopped", event="stopped")
+
+    async def _drain_requests(self) -> None:
         if self.client_port is not None:
             await self.client_port.stopListening()
         if self.site.in_flight:
@@ -137,5 +147,4 @@ class Homeserver:
                 log.warn("shutdown grace period over; {count} requests abandoned", count=self.site.in_flight)
             if timeout.active():
                 timeout.cancel()
-        await self.db.close()
-        log.info("stopped", event="stopped")
+        self.site.close_connections()

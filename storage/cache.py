@@ -34,6 +34,10 @@ class LruCache(Generic[K, V]):
     def pop(self, key: K) -> None:
         self._data.pop(key, None)
 
+    def remove_where(self, predicate) -> None:
+        for key in [k for k, v in self._data.items() if predicate(v)]:
+            del self._data[key]
+
     def clear(self) -> None:
         self._data.clear()
 

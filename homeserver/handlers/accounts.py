@@ -156,8 +156,8 @@ class AccountHandler:
                 others = [d for d in device_sql.device_ids_txn(txn, requester.user_id) if d != requester.device_id]
                 device_sql.delete_devices_txn(txn, requester.user_id, others)
                 # Other sessions of this device (older tokens) end too; this request's stays.
-                txn.execute("DELETE FROM access_tokens WHERE user_id = ? AND device_id = ? AND token_hash != ?",
-                            (requester.user_id, requester.device_id, requester.token_hash))
+                token_sql.delete_device_tokens_txn(txn, requester.user_id, requester.device_id,
+                                                   keep_hash=requester.token_hash)
         await self._db.run_interaction("change_password", txn_func)
 
     # -- helpers ----------------------------------------------------------------------

@@ -19,7 +19,7 @@ from homeserver.events.event import Event
 from homeserver.events.state_res import resolve_state
 from homeserver.handlers.room_heads import RoomHead
 from homeserver.handlers.room_writer import CREATE_KEY, RoomWriter
-from storage.stores.events import PersistPlan
+from storage.stores.events import GroupRef, PersistPlan
 from storage.stores.state import StateKey, group_depth_txn
 
 
@@ -43,6 +43,8 @@ class EventIngester:
                 and await self._writer.heads.get(event.room_id) is None:
             return await self._ingest_create(event)
         async with self._writer.room_lock(event.room_id):
+            # Our own sends may still be queued; what follows reads the database.
+            await self._writer.wait_written(event.room_id)
             if await self._events.get_event(event.event_id) is not None:
                 return event
             head = await self._writer.heads.get(event.room_id)
@@ -66,7 +68,7 @@ class EventIngester:
         if missing:
             raise MissingEvents(missing)
 
-        state_before, group_before, depth_before = await self._state_before(version, event, rows)
+        state_before, group_before = await self._state_before(version, event, rows)
         own_auth = [rows[e].event for e in event.auth_event_ids]
         create = await self._create_event(head)
         try:
@@ -83,12 +85,12 @@ class EventIngester:
             except AuthError:
                 event.soft_failed = True
 
-        plan = PersistPlan(state_group_before=group_before, new_group_parent_depth=depth_before)
-        state_after = state_before
+        plan = PersistPlan(state_group_before=group_before)
+        state_after, group_after = state_before, group_before
         if event.is_state() and not event.rejected:
             state_after = {**state_before, event.state_tuple: event.event_id}
-            plan.state_after = state_after
-            plan.new_group_parent = group_before
+            group_after = GroupRef()
+            plan.state_after, plan.group_after = state_after, group_after
 
         new_extremities = head.extremities
         new_state = head.state
@@ -101,24 +103,23 @@ class EventIngester:
 
         known = await self._events.get_events(plan.current_state_updates.values())
         known[event.event_id] = event
-        persisted = await self._writer.write(event, plan, known)
+        new_head = head
         if not (event.rejected or event.soft_failed):
             single = new_extremities == [event.event_id]
-            self._writer.advance(RoomHead(head.room_id, version, new_extremities, new_state,
-                                          persisted.state_group if single else None,
-                                          persisted.state_group_depth if single else 0,
-                                          max(head.max_depth, event.depth)), event)
+            new_head = RoomHead(head.room_id, version, new_extremities, new_state, group_after if single else None,
+                                max(head.max_depth, event.depth))
+        await self._writer.enqueue(head, new_head, event, plan, known)
         return event
 
-    async def _state_before(self, version, event: Event, rows) -> tuple[dict[StateKey, str], int | None, int]:
+    async def _state_before(self, version, event: Event, rows) -> tuple[dict[StateKey, str], GroupRef | None]:
         """The state before the event, with the group that holds it when it is one prev's."""
         groups = [rows[e].state_group for e in event.prev_event_ids]
         if len(set(groups)) == 1 and groups[0] is not None:
             group = groups[0]
             depth = await self._state.db.run_interaction("group_depth", group_depth_txn, group)
-            return dict(await self._state.get_state_for_group(group)), group, depth
+            return dict(await self._state.get_state_for_group(group)), GroupRef(group, depth)
         state_sets = [await self._state.get_state_for_group(g) for g in groups if g is not None]
-        return await self._resolve(version, state_sets), None, 0
+        return await self._resolve(version, state_sets), None
 
     async def _resolve_current(self, version, new_event_id: str, state_after: Mapping[StateKey, str],
                                extremities: list[str]) -> dict[StateKey, str]:

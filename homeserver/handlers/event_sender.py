@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from homeserver.events.auth_events import auth_types_for_event
@@ -21,7 +22,8 @@ from homeserver.events.validation import EventFormatError, EventTooLarge
 from homeserver.handlers.room_heads import RoomHead
 from homeserver.handlers.room_writer import CREATE_KEY, RoomWriter
 from homeserver.http.errors import MatrixError, forbidden
-from storage.stores.events import PersistPlan
+from storage.cache import LruCache
+from storage.stores.events import DuplicateTransaction, GroupRef, PersistPlan
 
 log = Logger()
 
@@ -32,26 +34,66 @@ class EventSender:
         self._signing_key = signing_key
         self._writer = writer
         self._clock = writer.clock
-        self._events = writer.events
+        # Client transaction ID -> event ID: retries are answered from memory (the table
+        # event_txn_ids keeps them across restarts; recent ones are loaded at start).
+        self._txns: LruCache[tuple[str, str, str], str] = LruCache(100_000)
+        # Transactions being written -> retries waiting for them to be durable.
+        self._txns_in_flight: dict[tuple[str, str, str], list[defer.Deferred]] = {}
+
+    async def load_recent_transactions(self, since_ms: int) -> int:
+        rows = await self._writer.rooms.recent_txn_ids(since_ms)
+        for user_id, device_id, txn_key, event_id in rows:
+            self._txns.set((user_id, device_id, txn_key), event_id)
+        return len(rows)
 
     async def send(self, sender: str, room_id: str, event_type: str, content: dict[str, Any], *,
                    state_key: str | None = None, redacts: str | None = None,
                    client_txn: tuple[str, str, str] | None = None) -> Event:
-        """Send an event as ``sender``; 403 M_FORBIDDEN if the auth rules refuse it."""
+        """Send an event as ``sender``; 403 M_FORBIDDEN if the auth rules refuse it.
+        Returns once the event is durable."""
+        if client_txn is not None:
+            earlier = await self._earlier_event(client_txn)
+            if earlier is not None:
+                return earlier
         async with self._writer.room_lock(room_id):
             head = await self._writer.heads.get(room_id)
             if head is None:
                 # Same answer as for a room one is not in: existence is not revealed.
                 raise forbidden("You are not in this room")
-            if client_txn is not None:
-                # Under the room lock: a retry racing the original sees its event here.
-                earlier = await self._writer.rooms.get_txn_event(*client_txn)
-                if earlier is not None:
-                    event = await self._events.get_event(earlier)
-                    if event is not None:
-                        return event
-            return await self._build_and_persist(head, sender, event_type, content, state_key, redacts,
-                                                 client_txn)
+            event, written = await self._build_and_queue(head, sender, event_type, content, state_key, redacts,
+                                                         client_txn)
+        if client_txn is not None:
+            self._txns_in_flight[client_txn] = []
+        try:
+            await written
+        except DuplicateTransaction as duplicate:
+            # Sent before this process remembered it: answer with the first event.
+            self._txns.set(client_txn, duplicate.event_id)
+            self._wake_retries(client_txn)
+            return (await self._writer.get_events([duplicate.event_id]))[duplicate.event_id]
+        except Exception:
+            self._wake_retries(client_txn)
+            raise
+        if client_txn is not None:
+            self._txns.set(client_txn, event.event_id)
+            self._wake_retries(client_txn)
+        return event
+
+    def _wake_retries(self, client_txn: tuple[str, str, str] | None) -> None:
+        for waiter in self._txns_in_flight.pop(client_txn, []):
+            waiter.callback(None)
+
+    async def _earlier_event(self, client_txn: tuple[str, str, str]) -> Event | None:
+        waiting = self._txns_in_flight.get(client_txn)
+        if waiting is not None:
+            # The first request is still being written; answer once it is durable.
+            waiter: defer.Deferred = defer.Deferred()
+            waiting.append(waiter)
+            await waiter
+        event_id = self._txns.get(client_txn)
+        if event_id is None:
+            return None
+        return (await self._writer.get_events([event_id])).get(event_id)
 
     async def create_room(self, version: RoomVersion, sender: str, content: dict[str, Any],
                           room_id: str | None = None) -> Event:
@@ -69,9 +111,9 @@ class EventSender:
             raise MatrixError(400, "M_UNKNOWN", "Room ID already in use")
         return event
 
-    async def _build_and_persist(self, head: RoomHead, sender: str, event_type: str, content: dict[str, Any],
-                                 state_key: str | None, redacts: str | None,
-                                 client_txn: tuple[str, str, str] | None) -> Event:
+    async def _build_and_queue(self, head: RoomHead, sender: str, event_type: str, content: dict[str, Any],
+                               state_key: str | None, redacts: str | None,
+                               client_txn: tuple[str, str, str] | None) -> tuple[Event, defer.Deferred]:
         version = head.version
         state_before = head.state
         auth_keys = auth_types_for_event(version, event_type, sender, state_key, content)
@@ -79,7 +121,7 @@ class EventSender:
         needed = list(auth_ids)
         if not version.create_in_auth_events and CREATE_KEY in state_before:
             needed.append(state_before[CREATE_KEY])
-        known = await self._events.get_events(needed)
+        known = await self._writer.get_events(needed)
 
         try:
             event = build_event(version, room_id=head.room_id, sender=sender, event_type=event_type,
@@ -99,16 +141,13 @@ class EventSender:
         except AuthError as error:
             raise forbidden(str(error)) from None
 
-        plan = PersistPlan(state_group_before=head.state_group, new_group_parent_depth=head.state_group_depth,
-                           remove_extremities=list(head.extremities), client_txn=client_txn)
-        state_after = state_before
+        plan = PersistPlan(state_group_before=head.state_group, remove_extremities=list(head.extremities),
+                           client_txn=client_txn)
+        state_after, group_after = state_before, head.state_group
         if event.is_state():
             state_after = {**state_before, event.state_tuple: event.event_id}
-            plan.state_after = state_after
-            plan.new_group_parent = head.state_group
+            group_after = GroupRef()
+            plan.state_after, plan.group_after = state_after, group_after
             plan.current_state_updates = {event.state_tuple: event.event_id}
-        persisted = await self._writer.write(event, plan, {event.event_id: event})
-        self._writer.advance(RoomHead(head.room_id, version, [event.event_id], state_after, persisted.state_group,
-                                      persisted.state_group_depth, event.depth), event)
-        return event
-
+        new_head = RoomHead(head.room_id, version, [event.event_id], state_after, group_after, event.depth)
+        return event, self._writer.enqueue(head, new_head, event, plan, {event.event_id: event})

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from homeserver.events.room_versions import RoomVersion, room_version
-from storage.stores.events import EventStore
+from storage.stores.events import EventStore, GroupRef
 from storage.stores.rooms import RoomStore
 from storage.stores.state import StateKey, StateStore, group_depth_txn
 
@@ -23,9 +23,8 @@ class RoomHead:
     # Current state; a new dict replaces it on every state change (readers may hold the old one).
     state: dict[StateKey, str]
     # The state group that holds ``state``, when there is one (None after a resolution
-    # across forks, until a new state event stores a group).
-    state_group: int | None
-    state_group_depth: int
+    # across forks, until a new state event stores a group). It may still be queued.
+    state_group: GroupRef | None
     max_depth: int
 
 
@@ -46,15 +45,15 @@ class RoomHeads:
         stored = await self._rooms.get_room_head(room_id)
         if stored is None:
             return None
-        group, group_depth = None, 0
+        group = None
         if len(stored.extremities) == 1:
             rows = await self._events.get_event_rows(stored.extremities)
             row = rows.get(stored.extremities[0])
             if row is not None and row.state_group is not None:
-                group = row.state_group
-                group_depth = await self._state.db.run_interaction("group_depth", group_depth_txn, group)
+                depth = await self._state.db.run_interaction("group_depth", group_depth_txn, row.state_group)
+                group = GroupRef(row.state_group, depth)
         head = RoomHead(room_id, room_version(stored.room_version), stored.extremities, stored.current_state,
-                        group, group_depth, stored.max_depth)
+                        group, stored.max_depth)
         self._heads[room_id] = head
         return head
 

@@ -1,15 +1,25 @@
-"""The one way events reach a room: under the room's lock, persisted in one transaction,
-then the caches (state group, room head) updated and the notifier told.
+"""The one way events reach a room: built under the room's lock, written by the room's
+queue in order, many to a transaction, and only then announced.
 
 Both our own sends (``event_sender``) and events from elsewhere (``event_ingest``) write
-through here, so a room has exactly one writer and its head never runs ahead of the
-database.
+through here, so a room has exactly one writer.
+
+Pipelining: a send builds its event on the room's head, queues it, moves the head on at
+once and lets go of the lock; the next send builds on top while the first is still being
+written. The queue writes what has gathered in one transaction (one fsync for many
+events) and answers each request only after that commit, so nothing is acknowledged
+before it is durable. If a write fails, every event queued behind it (they build on it)
+fails too, and the head is dropped so the next send reloads it from the database.
 """
 
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Iterable, Mapping
+
+from twisted.internet import defer
+from twisted.logger import Logger
 
 from homeserver.clock import Clock
 from homeserver.events.event import Event
@@ -17,11 +27,34 @@ from homeserver.handlers.room_heads import RoomHead, RoomHeads
 from homeserver.http.errors import MatrixError
 from homeserver.locks import KeyedLock
 from homeserver.notifier import Notifier
-from storage.stores.events import EventStore, Persisted, PersistPlan
+from storage.stores.events import DuplicateTransaction, EventStore, GroupRef, Persisted, PersistPlan
 from storage.stores.rooms import RoomStore
 from storage.stores.state import StateStore
 
+log = Logger()
+
 CREATE_KEY = ("m.room.create", "")
+MAX_BATCH = 100
+
+
+@dataclass
+class _Queued:
+    event: Event
+    plan: PersistPlan
+    known: Mapping[str, Event]
+    done: defer.Deferred = field(default_factory=defer.Deferred)
+
+
+class RoomWriteFailed(MatrixError):
+    def __init__(self, message: str):
+        super().__init__(500, "M_UNKNOWN", message)
+
+
+def _caused_by(error: Exception, item: _Queued) -> bool:
+    """Whether ``error`` is about this item (a duplicate transaction ID is about one request)."""
+    if isinstance(error, DuplicateTransaction):
+        return item.plan.client_txn == error.client_txn
+    return True
 
 
 class RoomWriter:
@@ -34,43 +67,102 @@ class RoomWriter:
         self.heads = heads
         self._notifier = notifier
         self._locks = KeyedLock()
+        self._queues: dict[str, list[_Queued]] = {}
+        self._idle: dict[str, list[defer.Deferred]] = {}
+        # Events queued but not yet written, so events built on them can find them.
+        self._pending: dict[str, Event] = {}
 
     @asynccontextmanager
     async def room_lock(self, room_id: str) -> AsyncIterator[None]:
-        """Hold the room's write lock; a failure inside drops the cached head."""
+        """Hold the room's build lock; an unexpected failure inside drops the cached head."""
         async with self._locks.hold(room_id):
             try:
                 yield
             except MatrixError:
-                raise  # refused before anything was written
+                raise  # refused before anything was queued
             except Exception:
                 self.heads.forget(room_id)
                 raise
 
+    async def get_events(self, event_ids: Iterable[str]) -> dict[str, Event]:
+        """Events by ID, including those queued and not yet written."""
+        wanted = list(event_ids)
+        found = {e: self._pending[e] for e in wanted if e in self._pending}
+        rest = [e for e in wanted if e not in found]
+        if rest:
+            found.update(await self.events.get_events(rest))
+        return found
+
     async def write_create(self, event: Event, creator: str) -> bool:
-        """Store a new room and its create event; False when the room ID is taken.
-        The caller holds no lock: nobody else can know the room yet."""
+        """Store a new room and its create event; False when the room ID is taken."""
         now = self.clock.time_ms()
         if not await self.rooms.store_room(event.room_id, event.room_version.identifier, creator, False, now):
             return False
         state_after = {CREATE_KEY: event.event_id}
-        plan = PersistPlan(state_group_before=None, state_after=state_after, current_state_updates=dict(state_after))
+        group = GroupRef()
+        plan = PersistPlan(state_group_before=None, state_after=state_after, group_after=group,
+                           current_state_updates=dict(state_after))
         async with self.room_lock(event.room_id):
-            persisted = await self.write(event, plan, {event.event_id: event})
-            self.heads.set(RoomHead(event.room_id, event.room_version, [event.event_id], state_after,
-                                    persisted.state_group, persisted.state_group_depth, event.depth))
-        self._notifier.on_new_event(event)
+            head = RoomHead(event.room_id, event.room_version, [event.event_id], state_after, group, event.depth)
+            done = self.enqueue(None, head, event, plan, {event.event_id: event})
+        await done
         return True
 
-    async def write(self, event: Event, plan: PersistPlan, known_events: Mapping[str, Event]) -> Persisted:
-        """Persist under the lock the caller holds; cache the new state group."""
-        persisted = await self.events.persist(event, plan, self.clock.time_ms(), known_events)
-        if plan.state_after is not None and persisted.state_group is not None and event.is_state() \
-                and not event.rejected:
-            self.state.remember_group(persisted.state_group, dict(plan.state_after))
-        return persisted
+    def enqueue(self, built_on: RoomHead | None, new_head: RoomHead, event: Event, plan: PersistPlan,
+                known: Mapping[str, Event]) -> defer.Deferred:
+        """Queue the event for writing and move the room's head on (call under the room
+        lock). Fires with ``Persisted`` once the event is committed."""
+        if self.heads.peek(event.room_id) is not built_on:
+            # A write failed since this event was built: it may build on an event that will
+            # never exist. Refuse it; the client may retry.
+            raise RoomWriteFailed("an earlier write to this room failed; try again")
+        item = _Queued(event, plan, known)
+        self.heads.set(new_head)
+        queue = self._queues.get(event.room_id)
+        self._pending[event.event_id] = event
+        if queue is None:
+            self._queues[event.room_id] = [item]
+            defer.ensureDeferred(self._drain(event.room_id))
+        else:
+            queue.append(item)
+        return item.done
 
-    def advance(self, head: RoomHead, event: Event) -> None:
-        """After a commit: the room's new head, and wake whoever waits for events."""
-        self.heads.set(head)
-        self._notifier.on_new_event(event)
+    def wait_written(self, room_id: str) -> defer.Deferred:
+        """Fires once everything queued for the room so far is written (or failed)."""
+        if room_id not in self._queues:
+            return defer.succeed(None)
+        waiter: defer.Deferred = defer.Deferred()
+        self._idle.setdefault(room_id, []).append(waiter)
+        return waiter
+
+    async def _drain(self, room_id: str) -> None:
+        queue = self._queues[room_id]
+        while queue:
+            batch, queue[:] = queue[:MAX_BATCH], queue[MAX_BATCH:]
+            try:
+                results = await self.events.persist_batch([(q.event, q.plan, q.known) for q in batch],
+                                                          self.clock.time_ms())
+            except Exception as error:
+                failed, queue[:] = batch + queue, []
+                self.heads.forget(room_id)
+                if not isinstance(error, DuplicateTransaction):
+                    log.failure("writing {count} events of {room_id} failed", count=len(failed), room_id=room_id)
+                for item in failed:
+                    self._pending.pop(item.event.event_id, None)
+                    item.done.errback(error if _caused_by(error, item) else RoomWriteFailed(
+                        "an earlier write to this room failed; try again"))
+                continue
+            for item, persisted in zip(batch, results):
+                self._written(item, persisted)
+        del self._queues[room_id]
+        for waiter in self._idle.pop(room_id, []):
+            waiter.callback(None)
+
+    def _written(self, item: _Queued, persisted: Persisted) -> None:
+        event = item.event
+        self._pending.pop(event.event_id, None)
+        if item.plan.group_after is not None and item.plan.state_after is not None and persisted.state_group:
+            self.state.remember_group(persisted.state_group, dict(item.plan.state_after))
+        if not (event.rejected or event.soft_failed or event.outlier):
+            self._notifier.on_new_event(event)
+        item.done.callback(persisted)

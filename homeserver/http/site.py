@@ -165,7 +165,27 @@ class HttpSite(server.Site):
         self.trust_x_forwarded = trust_x_forwarded
         self.in_flight = 0
         self._idle_waiters: list[defer.Deferred] = []
+        self._protocols: set = set()
         self.noisy = False
+
+    def buildProtocol(self, addr):
+        protocol = super().buildProtocol(addr)
+        self._protocols.add(protocol)
+        lost = protocol.connectionLost
+
+        def connection_lost(reason, _lost=lost, _protocol=protocol):
+            self._protocols.discard(_protocol)
+            return _lost(reason)
+        protocol.connectionLost = connection_lost
+        return protocol
+
+    def close_connections(self) -> None:
+        """Hang up on idle keep-alive connections (at shutdown, after in-flight requests)."""
+        for protocol in list(self._protocols):
+            # Site builds a wrapper; the transport belongs to the HTTP channel inside it.
+            transport = getattr(getattr(protocol, "_channel", protocol), "transport", None)
+            if transport is not None:
+                transport.loseConnection()
 
     def body_limit_for(self, path: bytes) -> int:
         # Uploads may be as large as media allows; everything else is JSON.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from storage.database import DatabasePool, Transaction
+from storage.stores.tokens import delete_device_tokens_txn
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,8 @@ def upsert_device_txn(txn: Transaction, user_id: str, device_id: str, display_na
 def delete_devices_txn(txn: Transaction, user_id: str, device_ids: list[str]) -> None:
     """Delete devices with their tokens (the tokens first: they reference the device)."""
     for device_id in device_ids:
-        key = (user_id, device_id)
-        txn.execute("DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?", key)
-        txn.execute("DELETE FROM refresh_tokens WHERE user_id = ? AND device_id = ?", key)
-        txn.execute("DELETE FROM devices WHERE user_id = ? AND device_id = ?", key)
+        delete_device_tokens_txn(txn, user_id, device_id)
+        txn.execute("DELETE FROM devices WHERE user_id = ? AND device_id = ?", (user_id, device_id))
 
 
 def device_ids_txn(txn: Transaction, user_id: str) -> list[str]:

@@ -20,14 +20,29 @@ from storage.stores.state import StateKey, insert_state_group_txn
 _EVENTS_LOCK_ID = 0x44726F64
 
 
+class GroupRef:
+    """A state group that may not be written yet. The transaction that writes it fills in
+    ``id`` and ``depth``; events queued behind it refer to it before it exists."""
+
+    __slots__ = ("id", "depth")
+
+    def __init__(self, group_id: int | None = None, depth: int = 0):
+        self.id = group_id
+        self.depth = depth
+
+    def __repr__(self) -> str:
+        return f"<GroupRef {self.id} depth={self.depth}>"
+
+
 @dataclass
 class PersistPlan:
     """What persisting one event changes besides the event row, decided by the handler."""
-    state_group_before: int | None
-    # For a state event: the new group's parent and the key it changes.
-    new_group_parent: int | None = None
-    new_group_parent_depth: int = 0
+    # The group holding the state before the event (None: no group holds it, e.g. after a
+    # resolution across forks; then a state event's new group is a full snapshot).
+    state_group_before: GroupRef | None
+    # For a state event: the state after it, and the ref its new group is written into.
     state_after: Mapping[StateKey, str] | None = None
+    group_after: GroupRef | None = None
     # Current-state rows to write (key -> event_id) and to delete, when they change.
     current_state_updates: dict[StateKey, str] = field(default_factory=dict)
     current_state_deletes: list[StateKey] = field(default_factory=list)
@@ -42,7 +57,15 @@ class PersistPlan:
 class Persisted:
     stream_ordering: int
     state_group: int | None
-    state_group_depth: int = 0
+
+
+class DuplicateTransaction(Exception):
+    """The client transaction ID already made an event (found only in the database)."""
+
+    def __init__(self, event_id: str, client_txn: tuple[str, str, str]):
+        super().__init__(f"transaction already sent {event_id}")
+        self.event_id = event_id
+        self.client_txn = client_txn
 
 
 def _membership_of(event_id: str, key: StateKey, events: Mapping[str, Event]) -> str | None:
@@ -52,17 +75,36 @@ def _membership_of(event_id: str, key: StateKey, events: Mapping[str, Event]) ->
     return event.membership if event is not None else None
 
 
-def persist_event_txn(txn: Transaction, event: Event, plan: PersistPlan, received_ts: int,
-                      known_events: Mapping[str, Event]) -> Persisted:
+def persist_events_txn(txn: Transaction, batch: list[tuple[Event, PersistPlan, Mapping[str, Event]]],
+                       received_ts: int) -> list[Persisted]:
+    """Persist events in order, in one transaction (a batch queued for one room)."""
     if txn.dialect == "postgres":
         txn.execute("SELECT pg_advisory_xact_lock(?)", (_EVENTS_LOCK_ID,))
-    stream = txn.select_one("SELECT COALESCE(MAX(stream_ordering), 0) + 1 FROM events")[0]
+    stream = txn.select_one("SELECT COALESCE(MAX(stream_ordering), 0) FROM events")[0]
+    results = []
+    for event, plan, known_events in batch:
+        stream += 1
+        results.append(_persist_one_txn(txn, event, plan, received_ts, known_events, stream))
+    return results
 
-    state_group, group_depth = plan.state_group_before, plan.new_group_parent_depth
+
+def _persist_one_txn(txn: Transaction, event: Event, plan: PersistPlan, received_ts: int,
+                     known_events: Mapping[str, Event], stream: int) -> Persisted:
+    if plan.client_txn is not None:
+        earlier = txn.select_one("SELECT event_id FROM event_txn_ids WHERE user_id = ? AND device_id = ?"
+                                 " AND txn_key = ?", plan.client_txn)
+        if earlier is not None:
+            raise DuplicateTransaction(earlier[0], plan.client_txn)
+
+    before = plan.state_group_before
+    state_group = before.id if before is not None else None
     if event.is_state() and not event.rejected and plan.state_after is not None:
         delta = {event.state_tuple: event.event_id}
-        state_group, group_depth = insert_state_group_txn(txn, event.room_id, plan.new_group_parent,
-                                                          plan.new_group_parent_depth, delta, plan.state_after)
+        parent = before if before is not None and before.id is not None else None
+        state_group, depth = insert_state_group_txn(txn, event.room_id, parent.id if parent else None,
+                                                    parent.depth if parent else 0, delta, plan.state_after)
+        if plan.group_after is not None:
+            plan.group_after.id, plan.group_after.depth = state_group, depth
 
     txn.execute(
         "INSERT INTO events (stream_ordering, event_id, room_id, type, state_key, sender, depth, origin_server_ts,"
@@ -100,7 +142,7 @@ def persist_event_txn(txn: Transaction, event: Event, plan: PersistPlan, receive
                 " ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id,"
                 " membership = excluded.membership",
                 (event.room_id, key[0], key[1], event_id, _membership_of(event_id, key, known_events)))
-    return Persisted(stream, state_group, group_depth)
+    return Persisted(stream, state_group)
 
 
 _EVENT_COLUMNS = "e.event_id, e.json, e.room_id, r.room_version, e.rejected_reason, e.soft_failed, e.outlier," \
@@ -166,13 +208,13 @@ class EventStore:
     async def get_event(self, event_id: str) -> Event | None:
         return (await self.get_events([event_id])).get(event_id)
 
-    async def persist(self, event: Event, plan: PersistPlan, received_ts: int,
-                      known_events: Mapping[str, Event]) -> Persisted:
-        persisted = await self.db.run_interaction("persist_event", persist_event_txn, event, plan, received_ts,
-                                                  known_events)
-        event.stream_ordering = persisted.stream_ordering
-        self._cache.set(event.event_id, EventRow(event, persisted.state_group))
-        return persisted
+    async def persist_batch(self, batch: list[tuple[Event, PersistPlan, Mapping[str, Event]]],
+                            received_ts: int) -> list[Persisted]:
+        results = await self.db.run_interaction("persist_events", persist_events_txn, batch, received_ts)
+        for (event, _, _), persisted in zip(batch, results):
+            event.stream_ordering = persisted.stream_ordering
+            self._cache.set(event.event_id, EventRow(event, persisted.state_group))
+        return results
 
     async def get_redaction_for(self, event_id: str) -> str | None:
         def txn_func(txn: Transaction):

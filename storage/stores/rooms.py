@@ -103,13 +103,11 @@ class RoomStore:
             "SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias", (room_id,)))
         return [r[0] for r in rows]
 
-    # -- transaction IDs and forgetting ---------------------------------------------------
+    async def recent_txn_ids(self, since_ms: int) -> list[tuple[str, str, str, str]]:
+        return await self.db.run_interaction("recent_txn_ids", lambda txn: txn.select_all(
+            "SELECT user_id, device_id, txn_key, event_id FROM event_txn_ids WHERE created_ts >= ?", (since_ms,)))
 
-    async def get_txn_event(self, user_id: str, device_id: str, txn_key: str) -> str | None:
-        row = await self.db.run_interaction("get_txn_event", lambda txn: txn.select_one(
-            "SELECT event_id FROM event_txn_ids WHERE user_id = ? AND device_id = ? AND txn_key = ?",
-            (user_id, device_id, txn_key)))
-        return row[0] if row else None
+    # -- forgetting ------------------------------------------------------------------------
 
     async def forget(self, user_id: str, room_id: str) -> None:
         await self.db.run_interaction("forget_room", lambda txn: txn.execute(

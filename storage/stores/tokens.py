@@ -1,10 +1,27 @@
-"""Access and refresh tokens, looked up by their SHA-256 hash."""
+"""Access and refresh tokens, looked up by their SHA-256 hash.
+
+Token lookups happen on every request, so owners are cached in memory. Every function
+here that deletes tokens tells the caches after its transaction commits
+(``tokens_deleted_txn``), so a revoked token stops working at once.
+"""
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
+from storage.cache import LruCache
 from storage.database import DatabasePool, Transaction
+
+_stores: "weakref.WeakSet[TokenStore]" = weakref.WeakSet()
+
+
+def tokens_deleted_txn(txn: Transaction, user_id: str) -> None:
+    """Call inside any transaction that deletes a user's tokens."""
+    def forget() -> None:
+        for store in list(_stores):
+            store.forget_user(user_id)
+    txn.call_after_commit(forget)
 
 
 @dataclass(frozen=True)
@@ -31,21 +48,33 @@ def insert_refresh_token_txn(txn: Transaction, token_hash: str, user_id: str, de
         " VALUES (?, ?, ?, ?, ?)", (token_hash, user_id, device_id, now_ms, expires_ts))
 
 
-def delete_user_tokens_txn(txn: Transaction, user_id: str, except_device: str | None = None) -> list[str]:
-    """Revoke every token of a user (but those of one device); returns the devices touched."""
-    rows = txn.select_all("SELECT device_id FROM devices WHERE user_id = ?", (user_id,))
-    devices = [r[0] for r in rows if r[0] != except_device]
-    for device_id in devices:
-        txn.execute("DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?", (user_id, device_id))
+def delete_device_tokens_txn(txn: Transaction, user_id: str, device_id: str, keep_hash: str | None = None) -> None:
+    """Revoke a device's tokens (but ``keep_hash``, the access token of the request)."""
+    txn.execute("DELETE FROM access_tokens WHERE user_id = ? AND device_id = ? AND token_hash != ?",
+                (user_id, device_id, keep_hash or ""))
+    if keep_hash is None:
         txn.execute("DELETE FROM refresh_tokens WHERE user_id = ? AND device_id = ?", (user_id, device_id))
-    return devices
+    tokens_deleted_txn(txn, user_id)
 
 
 class TokenStore:
-    def __init__(self, db: DatabasePool):
+    def __init__(self, db: DatabasePool, cache_size: int = 50000):
         self.db = db
+        self._owners: LruCache[str, TokenOwner] = LruCache(cache_size)
+        _stores.add(self)
+
+    def forget_user(self, user_id: str) -> None:
+        self._owners.remove_where(lambda owner: owner.user_id == user_id)
 
     async def get_token_owner(self, token_hash: str) -> TokenOwner | None:
+        owner = self._owners.get(token_hash)
+        if owner is None:
+            owner = await self._load_token_owner(token_hash)
+            if owner is not None:
+                self._owners.set(token_hash, owner)
+        return owner
+
+    async def _load_token_owner(self, token_hash: str) -> TokenOwner | None:
         def txn_func(txn: Transaction) -> TokenOwner | None:
             row = txn.select_one(
                 "SELECT t.user_id, t.device_id, t.expires_ts, u.is_guest, u.deactivated"
@@ -59,11 +88,14 @@ class TokenStore:
     async def delete_access_token(self, token_hash: str) -> None:
         """Log one session out: its access token and the refresh token that made it."""
         def txn_func(txn: Transaction) -> None:
-            row = txn.select_one("SELECT refresh_token_hash FROM access_tokens WHERE token_hash = ?",
+            row = txn.select_one("SELECT refresh_token_hash, user_id FROM access_tokens WHERE token_hash = ?",
                                  (token_hash,))
+            if row is None:
+                return
             txn.execute("DELETE FROM access_tokens WHERE token_hash = ?", (token_hash,))
-            if row and row[0]:
+            if row[0]:
                 txn.execute("DELETE FROM refresh_tokens WHERE token_hash = ?", (row[0],))
+            tokens_deleted_txn(txn, row[1])
         await self.db.run_interaction("delete_access_token", txn_func)
 
     async def rotate_refresh_token(self, old_hash: str, now_ms: int, new_access_hash: str,
@@ -84,12 +116,9 @@ class TokenStore:
             if txn.rowcount != 1 or (expires_ts is not None and expires_ts <= now_ms):
                 return None
             txn.execute("DELETE FROM access_tokens WHERE refresh_token_hash = ?", (old_hash,))
+            tokens_deleted_txn(txn, user_id)
             insert_refresh_token_txn(txn, new_refresh_hash, user_id, device_id, now_ms, refresh_expires_ts)
             insert_access_token_txn(txn, new_access_hash, user_id, device_id, now_ms, access_expires_ts,
                                     new_refresh_hash)
             return user_id, device_id
         return await self.db.run_interaction("rotate_refresh_token", txn_func)
-
-    async def delete_user_tokens(self, user_id: str, except_device: str | None = None) -> list[str]:
-        return await self.db.run_interaction("delete_user_tokens", delete_user_tokens_txn, user_id,
-                                             except_device)
