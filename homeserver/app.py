@@ -11,7 +11,8 @@ from twisted.logger import Logger
 
 from homeserver import __version__
 from federation import key_server
-from homeserver.client import account, capabilities, directory, login, registration, rooms, versions
+from homeserver.client import (account, capabilities, directory, login, media, push_rules, registration, rooms,
+                               versions)
 from homeserver.clock import Clock
 from homeserver.handlers.accounts import AccountHandler
 from homeserver.handlers.auth import Authenticator
@@ -42,7 +43,7 @@ from storage.stores.users import UserStore
 
 log = Logger(namespace="drocsid.app")
 
-_SERVLETS = (versions, registration, login, account, capabilities, rooms, directory, key_server)
+_SERVLETS = (versions, registration, login, account, capabilities, rooms, directory, key_server, media, push_rules)
 
 
 class StartupError(Exception):

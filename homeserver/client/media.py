@@ -1,0 +1,9 @@
+"""Placeholder: filled in by the media work."""
+
+from __future__ import annotations
+
+from homeserver.http.router import Router
+
+
+def register_routes(router: Router, hs) -> None:
+    pass
