@@ -11,8 +11,8 @@ from twisted.logger import Logger
 
 from homeserver import __version__
 from federation import key_server
-from homeserver.client import (account, capabilities, directory, login, media, push_rules, registration, rooms,
-                               versions)
+from homeserver.client import (account, capabilities, directory, login, media, push_rules, registration,
+                               room_activity, rooms, sync, user_data, versions)
 from homeserver.clock import Clock
 from homeserver.handlers.accounts import AccountHandler
 from homeserver.handlers.auth import Authenticator
@@ -21,11 +21,15 @@ from homeserver.handlers.event_sender import EventSender
 from homeserver.handlers.membership import MembershipHandler
 from homeserver.handlers.passwords import PasswordHashing
 from homeserver.handlers.power import PowerLevels
+from homeserver.handlers.profiles import ProfileHandler
+from homeserver.handlers.receipts import AccountDataHandler, ReceiptsHandler
 from homeserver.handlers.ratelimit import RateLimiter
 from homeserver.handlers.room_creation import RoomCreator
 from homeserver.handlers.room_heads import RoomHeads
 from homeserver.handlers.room_reads import RoomReader
 from homeserver.handlers.room_writer import RoomWriter
+from homeserver.handlers.sync import SyncHandler
+from homeserver.handlers.typing import TypingHandler
 from homeserver.handlers.ui_auth import UserInteractiveAuth
 from homeserver.http.router import Router
 from homeserver.http.site import build_site
@@ -33,8 +37,11 @@ from homeserver.notifier import Notifier
 from homeserver.signing_key import load_or_create_signing_key
 from storage.database import DatabasePool
 from storage.migrations import migrate
+from storage.stores.account_data import AccountDataStore
 from storage.stores.devices import DeviceStore
 from storage.stores.events import EventStore
+from storage.stores.profiles import FilterStore, ProfileStore
+from storage.stores.receipts import ReceiptStore
 from storage.stores.rooms import RoomStore
 from storage.stores.state import StateStore
 from storage.stores.tokens import TokenStore
@@ -43,7 +50,8 @@ from storage.stores.users import UserStore
 
 log = Logger(namespace="drocsid.app")
 
-_SERVLETS = (versions, registration, login, account, capabilities, rooms, directory, key_server, media, push_rules)
+_SERVLETS = (versions, registration, login, account, capabilities, rooms, directory, key_server, sync,
+             room_activity, user_data, media, push_rules)
 
 
 class StartupError(Exception):
@@ -70,6 +78,10 @@ class Homeserver:
         self.rooms = RoomStore(self.db)
         self.events = EventStore(self.db)
         self.state = StateStore(self.db)
+        self.account_data = AccountDataStore(self.db)
+        self.receipts = ReceiptStore(self.db)
+        self.profiles = ProfileStore(self.db)
+        self.filters = FilterStore(self.db)
 
         auth = config.auth
         self.passwords = PasswordHashing(reactor, auth.password_hash_time_cost, auth.password_hash_memory_kib,
@@ -86,11 +98,20 @@ class Homeserver:
                                       self.notifier)
         self.event_sender = EventSender(config.server_name, self.signing_key, self.room_writer)
         self.event_ingester = EventIngester(self.room_writer)
-        self.room_creator = RoomCreator(config.server_name, self.event_sender, self.rooms, self.clock)
+        self.profiles_handler = ProfileHandler(config.server_name, self.profiles, self.users, self.rooms,
+                                               self.room_heads, self.room_writer, self.event_sender)
+        self.room_creator = RoomCreator(config.server_name, self.event_sender, self.rooms, self.clock,
+                                        self.profiles_handler.member_content)
         self.membership = MembershipHandler(config.server_name, self.event_sender, self.room_heads, self.events,
-                                            self.rooms)
+                                            self.rooms, self.profiles_handler)
         self.room_reader = RoomReader(self.clock, self.room_heads, self.events, self.state, self.membership)
         self.power = PowerLevels(self.room_heads, self.events)
+        self.typing = TypingHandler(self.clock, self.notifier)
+        self.account_data_handler = AccountDataHandler(self.account_data, self.notifier)
+        self.receipts_handler = ReceiptsHandler(self.clock, self.receipts, self.membership, self.events,
+                                                self.notifier, self.account_data_handler)
+        self.sync = SyncHandler(self.clock, self.notifier, self.rooms, self.events, self.state, self.room_heads,
+                                self.room_writer, self.receipts, self.account_data, self.typing)
 
         self.router = Router()
         for servlet in _SERVLETS:
@@ -112,6 +133,9 @@ class Homeserver:
             raise StartupError(f"cannot open the database at {self.db.target.describe()}: {reason}") from error
         for migration in applied:
             log.info("applied migration {version:04d}_{name}", version=migration.version, name=migration.name)
+        self.notifier.set_position("events", await self.events.max_stream_ordering())
+        self.notifier.set_position("account_data", await self.account_data.max_stream_id())
+        self.notifier.set_position("receipts", await self.receipts.max_stream_id())
         # Clients retry a send for minutes at most; a day of transaction IDs covers that.
         await self.event_sender.load_recent_transactions(self.clock.time_ms() - 24 * 3600 * 1000)
         server = self.config.server

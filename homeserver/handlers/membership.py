@@ -16,8 +16,9 @@ from storage.stores.rooms import RoomStore
 
 class MembershipHandler:
     def __init__(self, server_name: str, sender: EventSender, heads: RoomHeads, events: EventStore,
-                 rooms: RoomStore):
+                 rooms: RoomStore, profiles):
         self._server_name = server_name
+        self._profiles = profiles
         self._sender = sender
         self._heads = heads
         self._events = events
@@ -61,7 +62,7 @@ class MembershipHandler:
         await self._require_room(room_id)
         if await self.current_membership(room_id, user_id) == "join":
             return room_id  # joining again changes nothing
-        await self._change(user_id, room_id, user_id, "join", reason)
+        await self._change(user_id, room_id, user_id, "join", reason, await self._profiles.member_content(user_id))
         await self._rooms.unforget(user_id, room_id)
         return room_id
 
@@ -80,7 +81,7 @@ class MembershipHandler:
             raise forbidden("Inviting users of other servers needs federation, which is not enabled")
         if await self.current_membership(room_id, target) == "invite":
             return
-        await self._change(sender, room_id, target, "invite", reason)
+        await self._change(sender, room_id, target, "invite", reason, await self._profiles.member_content(target))
 
     async def kick(self, sender: str, room_id: str, target: str, reason: str | None = None) -> None:
         await self._require_room(room_id)

@@ -50,8 +50,9 @@ def _new_room_id(server_name: str) -> str:
 
 
 class RoomCreator:
-    def __init__(self, server_name: str, sender: EventSender, rooms: RoomStore, clock):
+    def __init__(self, server_name: str, sender: EventSender, rooms: RoomStore, clock, profile_content):
         self._server_name = server_name
+        self._profile_content = profile_content
         self._sender = sender
         self._rooms = rooms
         self._clock = clock
@@ -93,7 +94,7 @@ class RoomCreator:
         async def state(event_type: str, content: dict, state_key: str = "") -> None:
             await self._sender.send(creator, room_id, event_type, content, state_key=state_key)
 
-        await state("m.room.member", {"membership": "join"}, creator)
+        await state("m.room.member", {"membership": "join", **await self._profile_content(creator)}, creator)
         power_levels = default_power_levels(version, creator, trusted)
         if power_level_content_override:
             power_levels.update(power_level_content_override)

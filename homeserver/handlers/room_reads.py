@@ -104,6 +104,40 @@ class RoomReader:
             redaction = await self._events.get_event(redaction_id)
         return client_event(event, self._clock.time_ms(), redacted_by=redaction)
 
+    async def paginate(self, user_id: str, room_id: str, start: int, backwards: bool, limit: int,
+                       end: int | None, event_filter) -> tuple[list[tuple[Event, Event | None]], int | None]:
+        """A page of the room's events the user may see, each with its redaction (if any),
+        and the position to continue from (None: nothing more)."""
+        chunk: list[Event] = []
+        position = start
+        # Filtered-out events do not count against the limit; a few rounds fill a page.
+        for _ in range(5):
+            wanted = limit - len(chunk)
+            if wanted <= 0:
+                break
+            rows = await self._events.paginate(room_id, position, backwards, wanted, end)
+            for row in rows:
+                event = row.event
+                if event_filter.allows_event(event) and await self._may_see(user_id, event, row.state_group):
+                    chunk.append(event)
+            if len(rows) < wanted:
+                return await self._with_redactions(chunk), None
+            last = rows[-1].event.stream_ordering
+            position = last if backwards else last + 1
+        return await self._with_redactions(chunk), position
+
+    async def _with_redactions(self, chunk: list[Event]) -> list[tuple[Event, Event | None]]:
+        found = await self._events.get_redactions_for([e.event_id for e in chunk])
+        redactions = await self._events.get_events([ids[0] for ids in found.values()])
+        return [(e, redactions.get(found[e.event_id][0]) if e.event_id in found else None) for e in chunk]
+
+    async def member_events_for(self, user_id: str, room_id: str, senders: set[str]) -> list[dict]:
+        state_ids = await self._visible_state_ids(user_id, room_id)
+        ids = [state_ids[("m.room.member", s)] for s in sorted(senders) if ("m.room.member", s) in state_ids]
+        events = await self._events.get_events(ids)
+        now = self._clock.time_ms()
+        return [client_event(events[i], now) for i in ids if i in events]
+
     async def _may_see(self, user_id: str, event: Event, state_group: int | None) -> bool:
         current = await self._membership.current_membership(event.room_id, user_id)
         if state_group is None:

@@ -236,6 +236,64 @@ class EventStore:
             return result
         return await self.db.run_interaction("get_redactions_for", txn_func)
 
+    async def recent_events(self, room_ids: list[str], limit: int, after: int, upto: int) -> dict[str, list[EventRow]]:
+        """Per room, the newest ``limit`` visible events with ``after < stream <= upto``,
+        oldest first, in one query for all rooms."""
+        if not room_ids or limit <= 0:
+            return {}
+
+        def txn_func(txn: Transaction) -> dict[str, list[EventRow]]:
+            result: dict[str, list[EventRow]] = {}
+            for offset in range(0, len(room_ids), 500):
+                chunk = room_ids[offset:offset + 500]
+                placeholders = ",".join("?" * len(chunk))
+                rows = txn.select_all(
+                    f"SELECT {_EVENT_COLUMNS} FROM (SELECT x.*, ROW_NUMBER() OVER"
+                    " (PARTITION BY x.room_id ORDER BY x.stream_ordering DESC) AS rn FROM events x"
+                    f" WHERE x.room_id IN ({placeholders}) AND x.stream_ordering > ? AND x.stream_ordering <= ?"
+                    " AND NOT x.outlier AND NOT x.soft_failed AND x.rejected_reason IS NULL) e"
+                    " JOIN rooms r ON r.room_id = e.room_id WHERE e.rn <= ? ORDER BY e.stream_ordering",
+                    [*chunk, after, upto, limit])
+                for row in rows:
+                    parsed = _row_to_event(row)
+                    result.setdefault(parsed.event.room_id, []).append(parsed)
+            return result
+        rows = await self.db.run_interaction("recent_events", txn_func)
+        for room_rows in rows.values():
+            for row in room_rows:
+                self._cache.set(row.event.event_id, row)
+        return rows
+
+    async def last_event_before(self, room_ids: list[str], upto: int) -> dict[str, EventRow]:
+        """Per room, the newest visible event with ``stream <= upto`` (its state group is
+        the room's state at that point of the stream)."""
+        rows = await self.recent_events(room_ids, 1, 0, upto)
+        return {room_id: room_rows[-1] for room_id, room_rows in rows.items() if room_rows}
+
+    async def paginate(self, room_id: str, from_stream: int, backwards: bool, limit: int,
+                       to_stream: int | None = None) -> list[EventRow]:
+        """Events of a room from a stream position: older first when going forwards, newer
+        first when going backwards (the /messages order)."""
+        def txn_func(txn: Transaction) -> list[EventRow]:
+            if backwards:
+                bound, lower = "e.stream_ordering < ?", to_stream if to_stream is not None else 0
+                where = f"{bound} AND e.stream_ordering > ?"
+                order = "DESC"
+            else:
+                where = "e.stream_ordering >= ? AND e.stream_ordering < ?"
+                lower = to_stream if to_stream is not None else 2 ** 62
+                order = "ASC"
+            rows = txn.select_all(
+                f"SELECT {_EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id"
+                f" WHERE e.room_id = ? AND {where} AND NOT e.outlier AND NOT e.soft_failed"
+                f" AND e.rejected_reason IS NULL ORDER BY e.stream_ordering {order} LIMIT ?",
+                (room_id, from_stream, lower, limit))
+            return [_row_to_event(row) for row in rows]
+        rows = await self.db.run_interaction("paginate", txn_func)
+        for row in rows:
+            self._cache.set(row.event.event_id, row)
+        return rows
+
     async def get_auth_chain_ids(self, event_ids: Iterable[str]) -> set[str]:
         """Every event reachable from ``event_ids`` through auth_events (not including them)."""
         start = list(event_ids)

@@ -72,6 +72,18 @@ class RoomStore:
             " ORDER BY room_id", (user_id, membership)))
         return [r[0] for r in rows]
 
+    async def get_memberships_of_user(self, user_id: str) -> dict[str, tuple[str, str]]:
+        """room_id -> (membership, member event ID) for every room the user has a member event in."""
+        rows = await self.db.run_interaction("memberships_of_user", lambda txn: txn.select_all(
+            "SELECT room_id, membership, event_id FROM current_state WHERE state_key = ? AND type = 'm.room.member'",
+            (user_id,)))
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    async def forgotten_rooms(self, user_id: str) -> set[str]:
+        rows = await self.db.run_interaction("forgotten_rooms", lambda txn: txn.select_all(
+            "SELECT room_id FROM room_forgotten WHERE user_id = ?", (user_id,)))
+        return {r[0] for r in rows}
+
     async def get_members(self, room_id: str) -> dict[str, tuple[str, str]]:
         """user_id -> (membership, event_id) from the current state."""
         rows = await self.db.run_interaction("room_members", lambda txn: txn.select_all(

@@ -1,0 +1,43 @@
+"""Read receipts and account data: store, then tell the notifier who should hear of it."""
+
+from __future__ import annotations
+
+from homeserver.http.errors import forbidden, not_found
+from storage.stores.receipts import Receipt
+
+
+class ReceiptsHandler:
+    def __init__(self, clock, receipts, membership, events, notifier, account_data_handler):
+        self._clock = clock
+        self._receipts = receipts
+        self._membership = membership
+        self._events = events
+        self._notifier = notifier
+        self._account_data = account_data_handler
+
+    async def mark(self, user_id: str, room_id: str, receipt_type: str, event_id: str, thread_id: str) -> None:
+        if await self._membership.current_membership(room_id, user_id) != "join":
+            raise forbidden("You are not in this room")
+        event = await self._events.get_event(event_id)
+        if event is None or event.room_id != room_id:
+            raise not_found("Unknown event")
+        if receipt_type == "m.fully_read":
+            await self._account_data.put(user_id, room_id, "m.fully_read", {"event_id": event_id})
+            return
+        stream_id = await self._receipts.put(Receipt(room_id, receipt_type, user_id, thread_id, event_id,
+                                                     self._clock.time_ms()))
+        if receipt_type == "m.read.private":
+            # Private receipts go to their owner only.
+            self._notifier.on_user_stream("receipts", stream_id, user_id)
+        else:
+            self._notifier.on_room_stream("receipts", stream_id, room_id)
+
+
+class AccountDataHandler:
+    def __init__(self, store, notifier):
+        self._store = store
+        self._notifier = notifier
+
+    async def put(self, user_id: str, room_id: str, data_type: str, content: dict) -> None:
+        stream_id = await self._store.put(user_id, room_id, data_type, content)
+        self._notifier.on_user_stream("account_data", stream_id, user_id)
