@@ -1,0 +1,1 @@
+"""Scenarios run by real client libraries against a running homeserver."""
