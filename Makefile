@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+JS_DIR := tests/interop/js
+JS_STAMP := $(JS_DIR)/node_modules/.installed
 
 .PHONY: run test install clean
 
@@ -21,9 +23,14 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/drocsid run
 
+# matrix-js-sdk for the interoperability tests, pinned by package-lock.json.
+$(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
+	cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+
 # The whole suite with twisted trial, two workers. PostgreSQL must be reachable at
 # 127.0.0.1:5432 as user postgres (override with DROCSID_TEST_POSTGRES).
-test: $(STAMP)
+test: $(STAMP) $(JS_STAMP)
 	$(BIN)/python -m twisted.trial -j2 tests
 
 clean:
