@@ -162,6 +162,8 @@ class Homeserver:
     async def _drain_requests(self) -> None:
         if self.client_port is not None:
             await self.client_port.stopListening()
+        self.typing.stop()
+        self.notifier.wake_everyone()
         if self.site.in_flight:
             log.info("waiting for {count} requests to finish", count=self.site.in_flight)
             idle = self.site.wait_until_idle()

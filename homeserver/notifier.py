@@ -128,6 +128,12 @@ class Notifier:
                 if timer.active():
                     timer.cancel()
 
+    def wake_everyone(self) -> None:
+        """At shutdown: end every long-poll now, so in-flight requests can finish."""
+        for listeners in list(self._by_user.values()):
+            for listener in list(listeners):
+                listener.wake()
+
     def stop_listening(self, listener: "_Listener") -> None:
         self._discard(listener)
 

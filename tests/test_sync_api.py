@@ -64,6 +64,8 @@ class SyncTests:
         second = await self.sync(alice, first["next_batch"])
         section = second["rooms"]["join"][room_id]
         self.assertEqual(self.bodies(section), ["two"])
+        # The sending device gets its transaction ID back, to match its local echo.
+        self.assertEqual(section["timeline"]["events"][-1]["unsigned"]["transaction_id"], str(self._n))
         self.assertFalse(section["timeline"]["limited"])
         # Nothing new: the room is not listed at all.
         third = await self.sync(alice, second["next_batch"])

@@ -40,7 +40,7 @@ def register_routes(router: Router, hs) -> None:
         sync_filter = await load_filter(requester.user_id, query_str(request, "filter"))
         timeout = query_int(request, "timeout", 0, minimum=0)
         full_state = query_bool(request, "full_state", False)
-        body = await hs.sync.sync(requester.user_id, since, sync_filter, timeout, full_state)
+        body = await hs.sync.sync(requester.user_id, requester.device_id, since, sync_filter, timeout, full_state)
         return 200, body
 
     async def create_filter(request, user_id):

@@ -57,20 +57,20 @@ class SyncHandler:
         self._account_data = account_data
         self._typing = typing
 
-    async def sync(self, user_id: str, since: StreamToken | None, sync_filter: SyncFilter, timeout_ms: int,
-                   full_state: bool) -> dict[str, Any]:
+    async def sync(self, user_id: str, device_id: str, since: StreamToken | None, sync_filter: SyncFilter,
+                   timeout_ms: int, full_state: bool) -> dict[str, Any]:
         joined = await self._rooms.get_rooms_for_user(user_id)
         listener = self._notifier.listen(user_id, joined)
         try:
-            result = await self._build(user_id, since, sync_filter, full_state)
+            result = await self._build(user_id, device_id, since, sync_filter, full_state)
             if since is not None and result.is_empty() and timeout_ms > 0:
                 await self._notifier.wait(listener, min(timeout_ms / 1000, MAX_TIMEOUT_SECS), self._clock)
-                result = await self._build(user_id, since, sync_filter, full_state)
+                result = await self._build(user_id, device_id, since, sync_filter, full_state)
         finally:
             self._notifier.stop_listening(listener)
         return {"next_batch": result.token.serialize(), **result.body}
 
-    async def _build(self, user_id: str, since: StreamToken | None, sync_filter: SyncFilter,
+    async def _build(self, user_id: str, device_id: str, since: StreamToken | None, sync_filter: SyncFilter,
                      full_state: bool) -> SyncResult:
         token = self._notifier.current_token()
         if since is not None and since.events > token.events:
@@ -96,7 +96,8 @@ class SyncHandler:
 
         rooms: dict[str, dict] = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
         for plan in join_plans:
-            section = await self._room_section(user_id, plan, timelines.get(plan.room_id), since, sync_filter, now)
+            section = await self._room_section(user_id, device_id, plan, timelines.get(plan.room_id), since,
+                                               sync_filter, now)
             ephemeral = self._ephemeral(user_id, plan, since, receipts)
             data = room_account_data.get(plan.room_id, [])
             if since is not None and not plan.full_state and not section["timeline"]["events"] \
@@ -108,7 +109,8 @@ class SyncHandler:
             section["summary"] = await self._summary(user_id, plan.room_id)
             rooms["join"][plan.room_id] = section
         for plan in leave_plans:
-            section = await self._room_section(user_id, plan, timelines.get(plan.room_id), since, sync_filter, now)
+            section = await self._room_section(user_id, device_id, plan, timelines.get(plan.room_id), since,
+                                               sync_filter, now)
             section["account_data"] = {"events": room_account_data.get(plan.room_id, [])}
             rooms["leave"][plan.room_id] = section
         for plan in invite_plans:
@@ -162,7 +164,7 @@ class SyncHandler:
             timelines.update(await self._events.recent_events(room_ids, limit + 1, after, upto))
         return timelines
 
-    async def _room_section(self, user_id: str, plan: _RoomPlan, rows, since: StreamToken | None,
+    async def _room_section(self, user_id: str, device_id: str, plan: _RoomPlan, rows, since: StreamToken | None,
                             sync_filter: SyncFilter, now: int) -> dict:
         limit = sync_filter.timeline_limit
         rows = list(rows or [])
@@ -171,7 +173,9 @@ class SyncHandler:
         returned = [r for r in window if sync_filter.timeline.allows_event(r.event)] if limit else []
         events = [r.event for r in returned]
         redactions = await self._redactions([e.event_id for e in events])
-        timeline_events = [client_event(e, now, redacted_by=redactions.get(e.event_id), include_room_id=False)
+        txn_ids = await self._transaction_ids(user_id, device_id, [e for e in events if e.sender == user_id])
+        timeline_events = [client_event(e, now, redacted_by=redactions.get(e.event_id), include_room_id=False,
+                                        transaction_id=txn_ids.get(e.event_id))
                            for e in events]
         prev_batch = f"t{events[0].stream_ordering}" if events else f"t{plan.upto + 1}"
 
@@ -192,6 +196,17 @@ class SyncHandler:
                             if v in loaded and sync_filter.state.allows_event(loaded[v])]
         return {"timeline": {"events": timeline_events, "limited": limited, "prev_batch": prev_batch},
                 "state": {"events": state_events}}
+
+    async def _transaction_ids(self, user_id: str, device_id: str, own_events: list[Event]) -> dict[str, str]:
+        """The transaction IDs this device sent its events with, so clients match echoes."""
+        keys = await self._rooms.txn_keys_for_events(user_id, device_id, [e.event_id for e in own_events])
+        found = {}
+        for event in own_events:
+            key = keys.get(event.event_id)
+            prefix = f"send/{event.room_id}/{event.type}/"
+            if key is not None and key.startswith(prefix):
+                found[event.event_id] = key[len(prefix):]
+        return found
 
     async def _state_before_timeline(self, plan: _RoomPlan, rows, returned) -> dict:
         """The room state just before the first event the timeline returns: the state

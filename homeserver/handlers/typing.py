@@ -45,3 +45,11 @@ class TypingHandler:
 
     def changed_since(self, room_id: str, position: int) -> bool:
         return self._changed_at.get(room_id, 0) > position
+
+    def stop(self) -> None:
+        """Cancel the expiry timers (shutdown): nobody is typing into a stopped server."""
+        for users in self._typing.values():
+            for timer in users.values():
+                if timer.active():
+                    timer.cancel()
+        self._typing.clear()

@@ -115,6 +115,16 @@ class RoomStore:
             "SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias", (room_id,)))
         return [r[0] for r in rows]
 
+    async def txn_keys_for_events(self, user_id: str, device_id: str, event_ids: list[str]) -> dict[str, str]:
+        """event_id -> txn_key for the events this device sent with a transaction ID."""
+        if not event_ids:
+            return {}
+        placeholders = ",".join("?" * len(event_ids))
+        rows = await self.db.run_interaction("txn_keys_for_events", lambda txn: txn.select_all(
+            f"SELECT event_id, txn_key FROM event_txn_ids WHERE user_id = ? AND device_id = ?"
+            f" AND event_id IN ({placeholders})", [user_id, device_id, *event_ids]))
+        return {r[0]: r[1] for r in rows}
+
     async def recent_txn_ids(self, since_ms: int) -> list[tuple[str, str, str, str]]:
         return await self.db.run_interaction("recent_txn_ids", lambda txn: txn.select_all(
             "SELECT user_id, device_id, txn_key, event_id FROM event_txn_ids WHERE created_ts >= ?", (since_ms,)))
