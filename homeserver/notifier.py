@@ -1,6 +1,7 @@
 """The notifier: every write advances a stream, and whoever waits on it is woken.
 
-Streams: room events, account data, receipts, typing. Readers (sync, the gateway,
+Streams: room events, account data, receipts, typing, to-device messages, device-list
+changes, presence. Readers (sync, the gateway,
 federation and appservice senders) hold a position per stream and read what is newer
 from storage; the notifier only tells them that something is, and for whom: room
 streams wake the listeners of that room, user streams the listeners of that user.
@@ -18,7 +19,7 @@ from homeserver.events.event import Event
 
 log = Logger()
 
-STREAMS = ("events", "account_data", "receipts", "typing")
+STREAMS = ("events", "account_data", "receipts", "typing", "to_device", "device_lists", "presence")
 
 
 @dataclass(frozen=True)
@@ -28,16 +29,20 @@ class StreamToken:
     account_data: int = 0
     receipts: int = 0
     typing: int = 0
+    to_device: int = 0
+    device_lists: int = 0
+    presence: int = 0
 
     def serialize(self) -> str:
-        return f"s{self.events}_{self.account_data}_{self.receipts}_{self.typing}"
+        return "s" + "_".join(str(getattr(self, stream)) for stream in STREAMS)
 
     @classmethod
     def parse(cls, text: str) -> "StreamToken":
         if not text.startswith("s"):
             raise ValueError(text)
         parts = [int(p) for p in text[1:].split("_")]
-        if len(parts) != len(STREAMS) or any(p < 0 for p in parts):
+        # Tokens of an older server version have fewer streams: the rest start at 0.
+        if not 4 <= len(parts) <= len(STREAMS) or any(p < 0 for p in parts):
             raise ValueError(text)
         return cls(*parts)
 

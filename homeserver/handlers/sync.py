@@ -8,8 +8,8 @@ cached room heads and state groups. With nothing new, it long-polls on the notif
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Awaitable, Callable
 
 from homeserver.events.client_format import client_event
 from homeserver.events.event import Event
@@ -37,15 +37,21 @@ class _RoomPlan:
 class SyncResult:
     token: StreamToken
     body: dict[str, Any] = field(default_factory=dict)
+    # Whether a section provider found something new.
+    provider_news: bool = False
 
     def is_empty(self) -> bool:
         rooms = self.body["rooms"]
         return not (rooms["join"] or rooms["invite"] or rooms["leave"] or self.body["account_data"]["events"]
-                    or self.body["presence"]["events"])
+                    or self.provider_news)
+
+
+SectionProvider = Callable[[str, str, "StreamToken | None", "StreamToken"], Awaitable[tuple[dict, bool]]]
 
 
 class SyncHandler:
     def __init__(self, clock, notifier, rooms, events, state, heads, writer, receipts, account_data, typing):
+        self._providers: list[SectionProvider] = []
         self._clock = clock
         self._notifier = notifier
         self._rooms = rooms
@@ -56,6 +62,12 @@ class SyncHandler:
         self._receipts = receipts
         self._account_data = account_data
         self._typing = typing
+
+    def add_section_provider(self, provider: "SectionProvider") -> None:
+        """Another part of the server adds to every sync (to-device, device lists,
+        presence ...): ``provider(user_id, device_id, since, token)`` returns the top-level
+        keys it fills and whether they hold anything new."""
+        self._providers.append(provider)
 
     async def sync(self, user_id: str, device_id: str, since: StreamToken | None, sync_filter: SyncFilter,
                    timeout_ms: int, full_state: bool) -> dict[str, Any]:
@@ -73,9 +85,12 @@ class SyncHandler:
     async def _build(self, user_id: str, device_id: str, since: StreamToken | None, sync_filter: SyncFilter,
                      full_state: bool) -> SyncResult:
         token = self._notifier.current_token()
-        if since is not None and since.events > token.events:
-            # A token from before a restart that lost nothing but in-memory positions.
-            since = StreamToken(min(since.events, token.events), since.account_data, since.receipts, 0)
+        if since is not None:
+            # Typing lives in memory: after a restart its positions start again from 0.
+            if since.typing > token.typing:
+                since = replace(since, typing=0)
+            if since.events > token.events:
+                since = replace(since, events=token.events)
         plans = await self._plan_rooms(user_id, since, token, sync_filter, full_state)
         now = self._clock.time_ms()
 
@@ -125,7 +140,12 @@ class SyncHandler:
             "device_one_time_keys_count": {},
             "device_unused_fallback_key_types": [],
         }
-        return SyncResult(token, body)
+        news = False
+        for provider in self._providers:
+            fragment, has_news = await provider(user_id, device_id, since, token)
+            body.update(fragment)
+            news = news or has_news
+        return SyncResult(token, body, news)
 
     async def _plan_rooms(self, user_id: str, since: StreamToken | None, token: StreamToken,
                           sync_filter: SyncFilter, full_state: bool) -> list[_RoomPlan]:
