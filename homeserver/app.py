@@ -12,7 +12,7 @@ from twisted.logger import Logger
 from homeserver import __version__
 from federation import key_server
 from homeserver.client import (account, capabilities, directory, login, media, push_rules, registration,
-                               room_activity, rooms, sync, user_data, versions)
+                               relations, room_activity, rooms, sync, user_data, versions)
 from homeserver.clock import Clock
 from homeserver.handlers.accounts import AccountHandler
 from homeserver.handlers.auth import Authenticator
@@ -23,6 +23,7 @@ from homeserver.handlers.passwords import PasswordHashing
 from homeserver.handlers.power import PowerLevels
 from homeserver.handlers.profiles import ProfileHandler
 from homeserver.handlers.receipts import AccountDataHandler, ReceiptsHandler
+from homeserver.handlers.relations import RelationsHandler
 from homeserver.handlers.ratelimit import RateLimiter
 from homeserver.handlers.room_creation import RoomCreator
 from homeserver.handlers.room_heads import RoomHeads
@@ -42,6 +43,7 @@ from storage.stores.devices import DeviceStore
 from storage.stores.events import EventStore
 from storage.stores.profiles import FilterStore, ProfileStore
 from storage.stores.receipts import ReceiptStore
+from storage.stores.relations import RelationStore
 from storage.stores.rooms import RoomStore
 from storage.stores.state import StateStore
 from storage.stores.tokens import TokenStore
@@ -51,7 +53,7 @@ from storage.stores.users import UserStore
 log = Logger(namespace="drocsid.app")
 
 _SERVLETS = (versions, registration, login, account, capabilities, rooms, directory, key_server, sync,
-             room_activity, user_data, media, push_rules)
+             room_activity, relations, user_data, media, push_rules)
 
 
 class StartupError(Exception):
@@ -82,6 +84,7 @@ class Homeserver:
         self.receipts = ReceiptStore(self.db)
         self.profiles = ProfileStore(self.db)
         self.filters = FilterStore(self.db)
+        self.relations = RelationStore(self.db)
 
         auth = config.auth
         self.passwords = PasswordHashing(reactor, auth.password_hash_time_cost, auth.password_hash_memory_kib,
@@ -110,8 +113,11 @@ class Homeserver:
         self.account_data_handler = AccountDataHandler(self.account_data, self.notifier)
         self.receipts_handler = ReceiptsHandler(self.clock, self.receipts, self.membership, self.events,
                                                 self.notifier, self.account_data_handler)
+        self.relations_handler = RelationsHandler(self.clock, self.relations, self.room_writer)
+        self.room_reader.relations = self.relations_handler
         self.sync = SyncHandler(self.clock, self.notifier, self.rooms, self.events, self.state, self.room_heads,
-                                self.room_writer, self.receipts, self.account_data, self.typing)
+                                self.room_writer, self.receipts, self.account_data, self.typing,
+                                self.relations_handler)
 
         self.router = Router()
         for servlet in _SERVLETS:

@@ -67,6 +67,7 @@ class Notifier:
         self._event_listeners: list[Callable[[Event], None]] = []
         self._by_room: dict[str, set[_Listener]] = {}
         self._by_user: dict[str, set[_Listener]] = {}
+        self._closing = False
 
     def current_token(self) -> StreamToken:
         return StreamToken(**self._positions)
@@ -125,7 +126,7 @@ class Notifier:
 
     async def wait(self, listener: "_Listener", timeout: float, clock) -> None:
         """Until something for the listener happened (since ``listen``) or ``timeout`` s."""
-        if timeout > 0 and not listener.woken.called:
+        if timeout > 0 and not listener.woken.called and not self._closing:
             timer = clock.call_later(timeout, listener.wake)
             try:
                 await listener.woken
@@ -134,7 +135,9 @@ class Notifier:
                     timer.cancel()
 
     def wake_everyone(self) -> None:
-        """At shutdown: end every long-poll now, so in-flight requests can finish."""
+        """At shutdown: end every long-poll now (and any that starts later), so in-flight
+        requests can finish."""
+        self._closing = True
         for listeners in list(self._by_user.values()):
             for listener in list(listeners):
                 listener.wake()

@@ -53,24 +53,26 @@ class SendPipelineTests:
     @inline
     async def test_state_changes_between_messages_are_seen_by_the_next_event(self):
         token, room_id = await self.room()
-        path = f"{V3}/rooms/{quote(room_id)}/state/m.room.power_levels"
-        status, levels = await self.request("GET", path, token=token)
-        levels["events"]["m.room.message"] = 0
-        calls = []
-        for i in range(10):
-            calls.append(self.send(token, room_id, f"before{i}"))
-        calls.append(defer.ensureDeferred(self.request("PUT", path, levels, token=token)))
-        calls.append(defer.ensureDeferred(self.request(
-            "PUT", f"{V3}/rooms/{quote(room_id)}/state/m.room.topic", {"topic": "mid"}, token=token)))
-        for i in range(10):
-            calls.append(self.send(token, room_id, f"after{i}"))
-        results = await defer.gatherResults(calls)
-        self.assertEqual({status for status, _ in results}, {200})
-        power_id, topic_id = results[10][1]["event_id"], results[11][1]["event_id"]
+        sender = self.hs.event_sender
+        user = "@pipe:test.local"
+        levels = dict((await self.hs.room_reader.get_state_event(user, room_id, "m.room.power_levels", "")).content)
+        levels["events"] = {**levels["events"], "m.room.message": 0}
+        # Started in this order without waiting: each builds on the one queued before it
+        # (the room lock is first come, first served), while earlier ones are still written.
+        calls = [defer.ensureDeferred(sender.send(user, room_id, "m.room.message", {"body": f"before{i}"}))
+                 for i in range(10)]
+        calls.append(defer.ensureDeferred(sender.send(user, room_id, "m.room.power_levels", levels, state_key="")))
+        calls.append(defer.ensureDeferred(sender.send(user, room_id, "m.room.topic", {"topic": "mid"},
+                                                      state_key="")))
+        calls += [defer.ensureDeferred(sender.send(user, room_id, "m.room.message", {"body": f"after{i}"}))
+                  for i in range(10)]
+        events = await defer.gatherResults(calls)
+        power_id, topic_id = events[10].event_id, events[11].event_id
         chain, _ = await self.chain(room_id)
         by_id = dict(chain)
-        for _, body in results[12:]:
-            self.assertIn(power_id, by_id[body["event_id"]]["auth_events"])
+        self.assertEqual([event_id for event_id, _ in chain[-22:]], [e.event_id for e in events])
+        for event in events[12:]:
+            self.assertIn(power_id, by_id[event.event_id]["auth_events"])
         head = await self.hs.rooms.get_room_head(room_id)
         self.assertEqual(head.current_state[("m.room.topic", "")], topic_id)
         self.assertEqual(head.current_state[("m.room.power_levels", "")], power_id)

@@ -52,7 +52,8 @@ def register_routes(router: Router, hs) -> None:
         chunk, next_position = await hs.room_reader.paginate(requester.user_id, room_id, start, backwards, limit,
                                                               end, event_filter)
         now = hs.clock.time_ms()
-        body = {"chunk": [client_event(e, now, redacted_by=r) for e, r in chunk],
+        bundles = await hs.relations_handler.bundle([e for e, _ in chunk], requester.user_id)
+        body = {"chunk": [client_event(e, now, redacted_by=r, relations=bundles.get(e.event_id)) for e, r in chunk],
                 "start": f"t{start}"}
         if next_position is not None:
             body["end"] = f"t{next_position}"

@@ -9,7 +9,7 @@ from homeserver.events.redaction import prune_event_dict
 
 
 def client_event(event: Event, now_ms: int, *, redacted_by: Event | None = None, include_room_id: bool = True,
-                 transaction_id: str | None = None) -> dict[str, Any]:
+                 transaction_id: str | None = None, relations: dict[str, Any] | None = None) -> dict[str, Any]:
     content = event.content
     if redacted_by is not None:
         content = prune_event_dict(event.room_version, event.pdu)["content"]
@@ -36,5 +36,7 @@ def client_event(event: Event, now_ms: int, *, redacted_by: Event | None = None,
         unsigned["transaction_id"] = transaction_id
     if redacted_by is not None:
         unsigned["redacted_because"] = client_event(redacted_by, now_ms, include_room_id=include_room_id)
+    elif relations:
+        unsigned["m.relations"] = relations
     body["unsigned"] = unsigned
     return body

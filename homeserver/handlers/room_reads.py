@@ -21,6 +21,7 @@ class RoomReader:
         self._events = events
         self._state = state
         self._membership = membership
+        self.relations = None  # set by the app once the relations handler exists
 
     async def _visible_state_ids(self, user_id: str, room_id: str) -> dict:
         """The state a user may read: the current state while joined (or for world-readable
@@ -96,13 +97,14 @@ class RoomReader:
         if row is None or row.event.room_id != room_id or row.event.rejected or row.event.soft_failed:
             raise not_found("Event not found")
         event = row.event
-        if not await self._may_see(user_id, event, row.state_group):
+        if not await self.may_see(user_id, event, row.state_group):
             raise not_found("Event not found")
         redaction = None
         redaction_id = await self._events.get_redaction_for(event_id)
         if redaction_id is not None:
             redaction = await self._events.get_event(redaction_id)
-        return client_event(event, self._clock.time_ms(), redacted_by=redaction)
+        bundles = await self.relations.bundle([event], user_id) if self.relations is not None else {}
+        return client_event(event, self._clock.time_ms(), redacted_by=redaction, relations=bundles.get(event_id))
 
     async def paginate(self, user_id: str, room_id: str, start: int, backwards: bool, limit: int,
                        end: int | None, event_filter) -> tuple[list[tuple[Event, Event | None]], int | None]:
@@ -118,7 +120,7 @@ class RoomReader:
             rows = await self._events.paginate(room_id, position, backwards, wanted, end)
             for row in rows:
                 event = row.event
-                if event_filter.allows_event(event) and await self._may_see(user_id, event, row.state_group):
+                if event_filter.allows_event(event) and await self.may_see(user_id, event, row.state_group):
                     chunk.append(event)
             if len(rows) < wanted:
                 return await self._with_redactions(chunk), None
@@ -138,7 +140,7 @@ class RoomReader:
         now = self._clock.time_ms()
         return [client_event(events[i], now) for i in ids if i in events]
 
-    async def _may_see(self, user_id: str, event: Event, state_group: int | None) -> bool:
+    async def may_see(self, user_id: str, event: Event, state_group: int | None) -> bool:
         current = await self._membership.current_membership(event.room_id, user_id)
         if state_group is None:
             return current == "join"

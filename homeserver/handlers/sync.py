@@ -50,8 +50,10 @@ SectionProvider = Callable[[str, str, "StreamToken | None", "StreamToken"], Awai
 
 
 class SyncHandler:
-    def __init__(self, clock, notifier, rooms, events, state, heads, writer, receipts, account_data, typing):
+    def __init__(self, clock, notifier, rooms, events, state, heads, writer, receipts, account_data, typing,
+                 relations):
         self._providers: list[SectionProvider] = []
+        self._relations = relations
         self._clock = clock
         self._notifier = notifier
         self._rooms = rooms
@@ -194,8 +196,9 @@ class SyncHandler:
         events = [r.event for r in returned]
         redactions = await self._redactions([e.event_id for e in events])
         txn_ids = await self._transaction_ids(user_id, device_id, [e for e in events if e.sender == user_id])
+        bundles = await self._relations.bundle(events, user_id)
         timeline_events = [client_event(e, now, redacted_by=redactions.get(e.event_id), include_room_id=False,
-                                        transaction_id=txn_ids.get(e.event_id))
+                                        transaction_id=txn_ids.get(e.event_id), relations=bundles.get(e.event_id))
                            for e in events]
         prev_batch = f"t{events[0].stream_ordering}" if events else f"t{plan.upto + 1}"
 

@@ -92,6 +92,9 @@ class Router(Resource):
                 write_json_error(request, unrecognized())
             return server.NOT_DONE_YET
         d = defer.ensureDeferred(route.handler(request, **params))
+        site = getattr(request, "http_site", None)
+        if site is not None:
+            site.track_handler(d)
         d.addCallbacks(lambda result: _write_result(request, result),
                        lambda failure: _write_failure(request, route, failure))
         return server.NOT_DONE_YET

@@ -200,6 +200,19 @@ class HttpSite(server.Site):
         self.in_flight += 1
 
     def request_finished(self, request) -> None:
+        self._done_one()
+
+    def track_handler(self, handler: defer.Deferred) -> None:
+        """Count a handler until it returns, even if its client has gone: a shutdown must
+        not close the database under it."""
+        self.in_flight += 1
+
+        def finished(result):
+            self._done_one()
+            return result
+        handler.addBoth(finished)
+
+    def _done_one(self) -> None:
         self.in_flight -= 1
         if self.in_flight == 0:
             waiters, self._idle_waiters = self._idle_waiters, []

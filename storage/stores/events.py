@@ -88,6 +88,18 @@ def persist_events_txn(txn: Transaction, batch: list[tuple[Event, PersistPlan, M
     return results
 
 
+def relation_of(event: Event) -> tuple[str, str, str | None] | None:
+    """(target event, rel_type, annotation key) of an event's m.relates_to, if well formed."""
+    relates = event.content.get("m.relates_to")
+    if not isinstance(relates, dict):
+        return None
+    target, rel_type = relates.get("event_id"), relates.get("rel_type")
+    if not isinstance(target, str) or not isinstance(rel_type, str) or not target.startswith("$"):
+        return None
+    key = relates.get("key") if isinstance(relates.get("key"), str) else None
+    return target, rel_type, key
+
+
 def _persist_one_txn(txn: Transaction, event: Event, plan: PersistPlan, received_ts: int,
                      known_events: Mapping[str, Event], stream: int) -> Persisted:
     if plan.client_txn is not None:
@@ -118,7 +130,15 @@ def _persist_one_txn(txn: Transaction, event: Event, plan: PersistPlan, received
                      [(event.event_id, prev, event.room_id) for prev in event.prev_event_ids])
     txn.execute_many("INSERT INTO event_auth (event_id, auth_id, room_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                      [(event.event_id, auth, event.room_id) for auth in event.auth_event_ids])
+    relation = relation_of(event)
+    if relation is not None and not event.rejected:
+        target, rel_type, key = relation
+        txn.execute("INSERT INTO event_relations (event_id, relates_to_id, rel_type, aggregation_key, room_id,"
+                    " sender, type, stream_ordering) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (event.event_id, target, rel_type, key, event.room_id, event.sender, event.type, stream))
     if event.type == "m.room.redaction" and event.redacts and not event.rejected:
+        # A redacted event no longer relates to anything (its content is gone).
+        txn.execute("DELETE FROM event_relations WHERE event_id = ?", (event.redacts,))
         txn.execute("INSERT INTO event_redactions (event_id, redacts, room_id) VALUES (?, ?, ?)"
                     " ON CONFLICT DO NOTHING", (event.event_id, event.redacts, event.room_id))
 
