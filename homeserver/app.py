@@ -7,6 +7,7 @@ is one component, built from the configuration and the components before it.
 from __future__ import annotations
 
 from twisted.internet import defer, error as internet_error
+from twisted.python import failure
 from twisted.logger import Logger
 
 from homeserver import __version__
@@ -31,6 +32,7 @@ from homeserver.handlers.room_reads import RoomReader
 from homeserver.handlers.room_writer import RoomWriter
 from homeserver.handlers.sync import SyncHandler
 from homeserver.handlers.typing import TypingHandler
+from homeserver.handlers.unread import UnreadCounter
 from homeserver.handlers.ui_auth import UserInteractiveAuth
 from homeserver.http.router import Router
 from homeserver.http.site import build_site
@@ -117,14 +119,36 @@ class Homeserver:
         self.room_reader.relations = self.relations_handler
         self.sync = SyncHandler(self.clock, self.notifier, self.rooms, self.events, self.state, self.room_heads,
                                 self.room_writer, self.receipts, self.account_data, self.typing,
-                                self.relations_handler)
+                                self.relations_handler,
+                                UnreadCounter(self.db, self.events, self.room_writer, self.room_heads,
+                                              lambda: getattr(self, "push_rules", None)))
 
         self.router = Router()
         for servlet in _SERVLETS:
             servlet.register_routes(self.router, self)
+        # Clients learn of push rule changes through m.push_rules account data.
+        self.push_rules.add_change_listener(self._push_rules_changed)
         self.site = build_site(self.router, config, reactor)
         self.client_port = None
         self._stopping = False
+        self._background: set[defer.Deferred] = set()
+
+    def run_in_background(self, name: str, coroutine) -> None:
+        """Start work nobody waits for; a shutdown waits for it before closing the database."""
+        task = defer.ensureDeferred(coroutine)
+        self._background.add(task)
+
+        def done(result):
+            self._background.discard(task)
+            if isinstance(result, failure.Failure):
+                log.failure("background task {name} failed", result, name=name)
+        task.addBoth(done)
+
+    def _push_rules_changed(self, user_id: str) -> None:
+        async def publish() -> None:
+            content = await self.push_rules.ruleset_json(user_id)
+            await self.account_data_handler.put(user_id, "", "m.push_rules", content)
+        self.run_in_background("publish_push_rules", publish())
 
     @property
     def listening_port(self) -> int:
@@ -160,6 +184,8 @@ class Homeserver:
         self._stopping = True
         try:
             await self._drain_requests()
+            if self._background:
+                await defer.DeferredList(list(self._background))
         finally:
             # Whatever happened above, the database threads must stop or the process hangs.
             await self.db.close()

@@ -53,6 +53,8 @@ class SyncTests:
         room_id = await self.room(alice, name="Chat")
         await self.say(alice, room_id, "one")
         first = await self.sync(alice)
+        push_rules, = [e["content"] for e in first["account_data"]["events"] if e["type"] == "m.push_rules"]
+        self.assertIn("override", push_rules["global"])
         joined = first["rooms"]["join"][room_id]
         self.assertEqual(self.bodies(joined), ["one"])
         types = {e["type"] for e in joined["timeline"]["events"]} | {e["type"] for e in joined["state"]["events"]}
@@ -181,6 +183,18 @@ class SyncTests:
             403, "M_FORBIDDEN")
 
     @inline
+    async def test_push_rule_changes_arrive_as_account_data(self):
+        alice = await self.user("alice")
+        since = (await self.sync(alice))["next_batch"]
+        status, _ = await self.request("PUT", f"{V3}/pushrules/global/override/.m.rule.master/enabled",
+                                       {"enabled": True}, token=alice)
+        self.assertEqual(status, 200)
+        body = await self.sync(alice, since, timeout=5000)
+        rules, = [e["content"] for e in body["account_data"]["events"] if e["type"] == "m.push_rules"]
+        master, = [r for r in rules["global"]["override"] if r["rule_id"] == ".m.rule.master"]
+        self.assertTrue(master["enabled"])
+
+    @inline
     async def test_account_data_global_and_per_room(self):
         alice = await self.user("alice")
         room_id = await self.room(alice)
@@ -266,4 +280,38 @@ class SyncSqliteTests(SyncTests, SyncTestCase):
 
 
 class SyncPostgresTests(SyncTests, SyncTestCase):
+    engine = "postgres"
+
+
+class UnreadCountTests:
+    @inline
+    async def test_counts_follow_messages_mentions_and_receipts(self):
+        alice, bob = await self.user("alice"), await self.user("bob")
+        room_id = await self.room(alice, preset="public_chat")
+        await self.request("POST", f"{V3}/join/{q(room_id)}", {}, token=bob)
+        await self.request("POST", f"{V3}/join/{q(room_id)}", {}, token=await self.user("carol"))
+        for text in ("one", "two"):
+            await self.say(alice, room_id, text)
+        self._n += 1
+        status, mention = await self.request(
+            "PUT", f"{V3}/rooms/{q(room_id)}/send/m.room.message/{self._n}",
+            {"msgtype": "m.text", "body": "bob: look", "m.mentions": {"user_ids": ["@bob:test.local"]}}, token=alice)
+        body = await self.sync(bob)
+        counts = body["rooms"]["join"][room_id]["unread_notifications"]
+        self.assertEqual(counts, {"notification_count": 3, "highlight_count": 1})
+        # alice's own messages never count for her.
+        body = await self.sync(alice)
+        self.assertEqual(body["rooms"]["join"][room_id]["unread_notifications"]["notification_count"], 0)
+        status, _ = await self.request("POST", f"{V3}/rooms/{q(room_id)}/receipt/m.read/{q(mention['event_id'])}",
+                                       {}, token=bob)
+        body = await self.sync(bob)
+        self.assertEqual(body["rooms"]["join"][room_id]["unread_notifications"],
+                         {"notification_count": 0, "highlight_count": 0})
+
+
+class UnreadCountSqliteTests(UnreadCountTests, SyncTestCase):
+    engine = "sqlite"
+
+
+class UnreadCountPostgresTests(UnreadCountTests, SyncTestCase):
     engine = "postgres"

@@ -51,8 +51,9 @@ SectionProvider = Callable[[str, str, "StreamToken | None", "StreamToken"], Awai
 
 class SyncHandler:
     def __init__(self, clock, notifier, rooms, events, state, heads, writer, receipts, account_data, typing,
-                 relations):
+                 relations, unread):
         self._providers: list[SectionProvider] = []
+        self._unread = unread
         self._relations = relations
         self._clock = clock
         self._notifier = notifier
@@ -111,6 +112,11 @@ class SyncHandler:
             elif sync_filter.account_data.allows(data_type, user_id):
                 global_account_data.append({"type": data_type, "content": content})
 
+        if since is None and not any(e["type"] == "m.push_rules" for e in global_account_data):
+            push_rules = await self._unread.push_rules_json(user_id)
+            if push_rules is not None:
+                global_account_data.append({"type": "m.push_rules", "content": push_rules})
+
         rooms: dict[str, dict] = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
         for plan in join_plans:
             section = await self._room_section(user_id, device_id, plan, timelines.get(plan.room_id), since,
@@ -125,6 +131,10 @@ class SyncHandler:
             section["unread_notifications"] = {"notification_count": 0, "highlight_count": 0}
             section["summary"] = await self._summary(user_id, plan.room_id)
             rooms["join"][plan.room_id] = section
+        counts = await self._unread.counts(user_id, list(rooms["join"]))
+        for room_id, (notify, highlight) in counts.items():
+            rooms["join"][room_id]["unread_notifications"] = {"notification_count": notify,
+                                                              "highlight_count": highlight}
         for plan in leave_plans:
             section = await self._room_section(user_id, device_id, plan, timelines.get(plan.room_id), since,
                                                sync_filter, now)
