@@ -12,8 +12,8 @@ from twisted.logger import Logger
 
 from homeserver import __version__
 from federation import key_server
-from homeserver.client import (account, capabilities, directory, login, media, push_rules, registration,
-                               relations, room_activity, rooms, sync, user_data, versions)
+from homeserver.client import (account, capabilities, directory, keys, login, media, push_rules,
+                               registration, relations, room_activity, rooms, sync, user_data, versions)
 from homeserver.clock import Clock
 from homeserver.handlers.accounts import AccountHandler
 from homeserver.handlers.auth import Authenticator
@@ -55,7 +55,7 @@ from storage.stores.users import UserStore
 log = Logger(namespace="drocsid.app")
 
 _SERVLETS = (versions, registration, login, account, capabilities, rooms, directory, key_server, sync,
-             room_activity, relations, user_data, media, push_rules)
+             room_activity, relations, user_data, media, push_rules, keys)
 
 
 class StartupError(Exception):
@@ -126,6 +126,8 @@ class Homeserver:
         self.router = Router()
         for servlet in _SERVLETS:
             servlet.register_routes(self.router, self)
+        self.db.hooks["devices_deleted"] = lambda user_id, stream_id: self.run_in_background(
+            "device_list_change", self.e2e_keys.notify_device_list_change(user_id, stream_id))
         # Clients learn of push rule changes through m.push_rules account data.
         self.push_rules.add_change_listener(self._push_rules_changed)
         self.site = build_site(self.router, config, reactor)
@@ -166,6 +168,7 @@ class Homeserver:
         self.notifier.set_position("events", await self.events.max_stream_ordering())
         self.notifier.set_position("account_data", await self.account_data.max_stream_id())
         self.notifier.set_position("receipts", await self.receipts.max_stream_id())
+        await self.e2e_keys.load_stream_positions()
         # Clients retry a send for minutes at most; a day of transaction IDs covers that.
         await self.event_sender.load_recent_transactions(self.clock.time_ms() - 24 * 3600 * 1000)
         server = self.config.server

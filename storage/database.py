@@ -26,11 +26,12 @@ MAX_RETRIES = 5
 class Transaction:
     """A cursor with ``?`` placeholders on both engines and a few helpers."""
 
-    __slots__ = ("engine", "_cursor", "after_commit")
+    __slots__ = ("engine", "_cursor", "after_commit", "pool")
 
-    def __init__(self, engine, cursor):
+    def __init__(self, engine, cursor, pool: "DatabasePool | None" = None):
         self.engine = engine
         self._cursor = cursor
+        self.pool = pool
         self.after_commit: list[Callable[[], None]] = []
 
     @property
@@ -107,6 +108,9 @@ class DatabasePool:
         self._connections: list = []
         self._connections_lock = threading.Lock()
         self._running = False
+        # Named callbacks the application hangs on the pool, for stores to call after a
+        # commit (e.g. "devices_deleted"); stores stay free of handler imports.
+        self.hooks: dict[str, Callable[..., None]] = {}
 
     @classmethod
     def from_url(cls, reactor, url: str, max_connections: int = 20) -> "DatabasePool":
@@ -148,7 +152,7 @@ class DatabasePool:
         while True:
             attempt += 1
             conn = self._connection()
-            txn = Transaction(self.engine, conn.cursor())
+            txn = Transaction(self.engine, conn.cursor(), self)
             try:
                 self.engine.begin(conn)
                 result = func(txn, *args, **kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from storage.database import DatabasePool, Transaction
+from storage.stores.e2e_keys import delete_device_keys_txn
 from storage.stores.tokens import delete_device_tokens_txn
 
 
@@ -35,10 +36,15 @@ def upsert_device_txn(txn: Transaction, user_id: str, device_id: str, display_na
 
 
 def delete_devices_txn(txn: Transaction, user_id: str, device_ids: list[str]) -> None:
-    """Delete devices with their tokens (the tokens first: they reference the device)."""
+    """Delete devices with their tokens (the tokens first: they reference the device) and
+    their end-to-end keys and pending messages; announce the device-list change."""
     for device_id in device_ids:
         delete_device_tokens_txn(txn, user_id, device_id)
         txn.execute("DELETE FROM devices WHERE user_id = ? AND device_id = ?", (user_id, device_id))
+    stream_id = delete_device_keys_txn(txn, user_id, device_ids)
+    hook = txn.pool.hooks.get("devices_deleted") if txn.pool is not None else None
+    if stream_id is not None and hook is not None:
+        txn.call_after_commit(lambda: hook(user_id, stream_id))
 
 
 def device_ids_txn(txn: Transaction, user_id: str) -> list[str]:
