@@ -14,6 +14,7 @@ from homeserver import __version__
 from federation import key_server
 from homeserver.client import (account, capabilities, directory, keys, login, media, push_rules,
                                registration, relations, room_activity, rooms, sync, user_data, versions)
+from homeserver.client import discovery, presence
 from homeserver.clock import Clock
 from homeserver.handlers.accounts import AccountHandler
 from homeserver.handlers.auth import Authenticator
@@ -22,6 +23,7 @@ from homeserver.handlers.event_sender import EventSender
 from homeserver.handlers.membership import MembershipHandler
 from homeserver.handlers.passwords import PasswordHashing
 from homeserver.handlers.power import PowerLevels
+from homeserver.handlers.presence import PresenceHandler
 from homeserver.handlers.profiles import ProfileHandler
 from homeserver.handlers.receipts import AccountDataHandler, ReceiptsHandler
 from homeserver.handlers.relations import RelationsHandler
@@ -43,6 +45,7 @@ from storage.migrations import migrate
 from storage.stores.account_data import AccountDataStore
 from storage.stores.devices import DeviceStore
 from storage.stores.events import EventStore
+from storage.stores.presence import PresenceStore
 from storage.stores.profiles import FilterStore, ProfileStore
 from storage.stores.receipts import ReceiptStore
 from storage.stores.relations import RelationStore
@@ -55,7 +58,7 @@ from storage.stores.users import UserStore
 log = Logger(namespace="drocsid.app")
 
 _SERVLETS = (versions, registration, login, account, capabilities, rooms, directory, key_server, sync,
-             room_activity, relations, user_data, media, push_rules, keys)
+             room_activity, relations, user_data, media, push_rules, keys, discovery, presence)
 
 
 class StartupError(Exception):
@@ -87,6 +90,7 @@ class Homeserver:
         self.profiles = ProfileStore(self.db)
         self.filters = FilterStore(self.db)
         self.relations = RelationStore(self.db)
+        self.presence_store = PresenceStore(self.db)
 
         auth = config.auth
         self.passwords = PasswordHashing(reactor, auth.password_hash_time_cost, auth.password_hash_memory_kib,
@@ -117,6 +121,7 @@ class Homeserver:
                                                 self.notifier, self.account_data_handler)
         self.relations_handler = RelationsHandler(self.clock, self.relations, self.room_writer)
         self.room_reader.relations = self.relations_handler
+        self.presence = PresenceHandler(self.clock, self.presence_store, self.rooms, self.notifier)
         self.sync = SyncHandler(self.clock, self.notifier, self.rooms, self.events, self.state, self.room_heads,
                                 self.room_writer, self.receipts, self.account_data, self.typing,
                                 self.relations_handler,
@@ -126,6 +131,7 @@ class Homeserver:
         self.router = Router()
         for servlet in _SERVLETS:
             servlet.register_routes(self.router, self)
+        self.sync.add_section_provider(self.presence.sync_section)
         self.db.hooks["devices_deleted"] = lambda user_id, stream_id: self.run_in_background(
             "device_list_change", self.e2e_keys.notify_device_list_change(user_id, stream_id))
         # Clients learn of push rule changes through m.push_rules account data.
@@ -168,6 +174,7 @@ class Homeserver:
         self.notifier.set_position("events", await self.events.max_stream_ordering())
         self.notifier.set_position("account_data", await self.account_data.max_stream_id())
         self.notifier.set_position("receipts", await self.receipts.max_stream_id())
+        self.notifier.set_position("presence", await self.presence_store.max_stream_id())
         await self.e2e_keys.load_stream_positions()
         # Clients retry a send for minutes at most; a day of transaction IDs covers that.
         await self.event_sender.load_recent_transactions(self.clock.time_ms() - 24 * 3600 * 1000)

@@ -315,3 +315,36 @@ class UnreadCountSqliteTests(UnreadCountTests, SyncTestCase):
 
 class UnreadCountPostgresTests(UnreadCountTests, SyncTestCase):
     engine = "postgres"
+
+
+class PresenceTests:
+    @inline
+    async def test_presence_reaches_room_mates_only(self):
+        alice, bob, eve = await self.user("alice"), await self.user("bob"), await self.user("eve")
+        room_id = await self.room(alice, preset="public_chat")
+        await self.request("POST", f"{V3}/join/{q(room_id)}", {}, token=bob)
+        since = (await self.sync(bob))["next_batch"]
+        eve_since = (await self.sync(eve))["next_batch"]
+        status, _ = await self.request("PUT", f"{V3}/presence/{q('@alice:test.local')}/status",
+                                       {"presence": "unavailable", "status_msg": "dnd: in a meeting"}, token=alice)
+        self.assertEqual(status, 200)
+        body = await self.sync(bob, since, timeout=5000, set_presence="offline")
+        alice_presence = [e for e in body["presence"]["events"] if e["sender"] == "@alice:test.local"]
+        self.assertEqual(alice_presence[-1]["content"]["presence"], "unavailable")
+        self.assertEqual(alice_presence[-1]["content"]["status_msg"], "dnd: in a meeting")
+        body = await self.sync(eve, eve_since, set_presence="offline")
+        self.assertNotIn("@alice:test.local", [e["sender"] for e in body["presence"]["events"]])
+        status, got = await self.request("GET", f"{V3}/presence/{q('@alice:test.local')}/status", token=bob)
+        self.assertEqual((got["presence"], got["status_msg"]), ("unavailable", "dnd: in a meeting"))
+        self.assertMatrixError(await self.request("PUT", f"{V3}/presence/{q('@alice:test.local')}/status",
+                                                  {"presence": "online"}, token=bob), 403, "M_FORBIDDEN")
+        self.assertMatrixError(await self.request("PUT", f"{V3}/presence/{q('@bob:test.local')}/status",
+                                                  {"presence": "busy"}, token=bob), 400, "M_INVALID_PARAM")
+
+
+class PresenceSqliteTests(PresenceTests, SyncTestCase):
+    engine = "sqlite"
+
+
+class PresencePostgresTests(PresenceTests, SyncTestCase):
+    engine = "postgres"

@@ -40,6 +40,12 @@ def register_routes(router: Router, hs) -> None:
         sync_filter = await load_filter(requester.user_id, query_str(request, "filter"))
         timeout = query_int(request, "timeout", 0, minimum=0)
         full_state = query_bool(request, "full_state", False)
+        set_presence = query_str(request, "set_presence", "online")
+        if set_presence not in ("online", "offline", "unavailable"):
+            raise MatrixError(400, "M_INVALID_PARAM", "set_presence must be online, offline or unavailable")
+        if set_presence != "offline":
+            # A client syncing is a client present; it keeps the status message it set.
+            await hs.presence.set_state(requester.user_id, set_presence, keep_status=True)
         body = await hs.sync.sync(requester.user_id, requester.device_id, since, sync_filter, timeout, full_state)
         return 200, body
 

@@ -79,6 +79,15 @@ class RoomStore:
             (user_id,)))
         return {r[0]: (r[1], r[2]) for r in rows}
 
+    async def users_sharing_rooms(self, user_id: str) -> set[str]:
+        """Everyone joined to a room the user is joined to (the user included), in one query."""
+        rows = await self.db.run_interaction("users_sharing_rooms", lambda txn: txn.select_all(
+            "SELECT DISTINCT other.state_key FROM current_state mine JOIN current_state other"
+            " ON other.room_id = mine.room_id WHERE mine.type = 'm.room.member' AND mine.state_key = ?"
+            " AND mine.membership = 'join' AND other.type = 'm.room.member' AND other.membership = 'join'",
+            (user_id,)))
+        return {r[0] for r in rows} | {user_id}
+
     async def forgotten_rooms(self, user_id: str) -> set[str]:
         rows = await self.db.run_interaction("forgotten_rooms", lambda txn: txn.select_all(
             "SELECT room_id FROM room_forgotten WHERE user_id = ?", (user_id,)))

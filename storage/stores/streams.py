@@ -11,7 +11,7 @@ import zlib
 
 from storage.database import Transaction
 
-_TABLES = {"account_data", "receipts"}
+_TABLES = {"account_data", "receipts", "presence"}
 
 
 def next_stream_id_txn(txn: Transaction, table: str) -> int:
