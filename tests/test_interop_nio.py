@@ -35,6 +35,20 @@ class MatrixNioTests:
         self.assertEqual(report["history"][:2], ["hi alice", "hello from nio"])
         self.assertEqual(report["alice_displayname"], "Alice Nio")
         self.assertEqual(report["whoami"], report["bob"])
+        self.assertTrue(report["edit_bundled"])
+        self.assertEqual(report["thread_count"], 1)
+        self.assertEqual(report["reactions"], ["👍"])
+        self.assertEqual(report["redacted_content"], {})
+        self.assertTrue(report["typing_seen"])
+        self.assertTrue(report["receipt_seen"])
+        self.assertTrue(report["uploaded"])
+        self.assertTrue(report["downloaded_same"])
+        self.assertEqual(report["history_count"], 500)
+        self.assertTrue(report["history_in_order"])
+        self.assertEqual(report["otk_count"], 1)
+        self.assertTrue(report["queried_device"])
+        self.assertTrue(report["claimed"])
+        self.assertEqual(report["to_device"], [["m.test.ping", report["bob"], {"n": 1}]])
 
 
 class MatrixNioSqliteTests(MatrixNioTests, HomeserverTestCase):
