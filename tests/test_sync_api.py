@@ -348,3 +348,38 @@ class PresenceSqliteTests(PresenceTests, SyncTestCase):
 
 class PresencePostgresTests(PresenceTests, SyncTestCase):
     engine = "postgres"
+
+
+class SyncRestartTests:
+    @inline
+    async def test_tokens_stay_valid_across_a_restart(self):
+        from homeserver.app import Homeserver
+        from homeserver.config import load_config
+        from tests.support.server import HttpClient
+
+        alice = await self.user("alice")
+        room_id = await self.room(alice)
+        await self.say(alice, room_id, "before")
+        since = (await self.sync(alice))["next_batch"]
+        await self.client.close()
+        await self.hs.stop()
+        self.hs = Homeserver(load_config(self.config_path, environ={}), reactor)
+        await self.hs.start()
+        self.addCleanup(lambda: defer.ensureDeferred(self.hs.stop()))
+        self.client = HttpClient(f"http://127.0.0.1:{self.hs.listening_port}")
+        self.addCleanup(lambda: defer.ensureDeferred(self.client.close()))
+        # Nothing new: the old token is not a reason to send everything again.
+        body = await self.sync(alice, since, set_presence="offline")
+        self.assertNotIn(room_id, body["rooms"]["join"])
+        await self.say(alice, room_id, "after")
+        body = await self.sync(alice, since, set_presence="offline")
+        self.assertEqual(self.bodies(body["rooms"]["join"][room_id]), ["after"])
+        self.assertFalse(body["rooms"]["join"][room_id]["timeline"]["limited"])
+
+
+class SyncRestartSqliteTests(SyncRestartTests, SyncTestCase):
+    engine = "sqlite"
+
+
+class SyncRestartPostgresTests(SyncRestartTests, SyncTestCase):
+    engine = "postgres"
