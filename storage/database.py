@@ -43,7 +43,15 @@ class Transaction:
         return self
 
     def execute_many(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
-        self._cursor.executemany(self.engine.convert(sql), [tuple(r) for r in rows])
+        rows = [tuple(r) for r in rows]
+        if not rows:
+            return
+        if self.engine.name == "postgres":
+            # psycopg2's executemany is one round trip per row; execute_batch sends pages.
+            from psycopg2.extras import execute_batch
+            execute_batch(self._cursor, self.engine.convert(sql), rows, page_size=200)
+        else:
+            self._cursor.executemany(sql, rows)
 
     def execute_script(self, sql: str) -> None:
         """Run several statements (migrations); no placeholders."""
