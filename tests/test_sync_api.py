@@ -383,3 +383,34 @@ class SyncRestartSqliteTests(SyncRestartTests, SyncTestCase):
 
 class SyncRestartPostgresTests(SyncRestartTests, SyncTestCase):
     engine = "postgres"
+
+
+class IgnoredUserTests:
+    @inline
+    async def test_ignored_users_messages_and_invites_are_hidden(self):
+        alice, troll = await self.user("alice"), await self.user("troll")
+        room_id = await self.room(alice, preset="public_chat")
+        await self.request("POST", f"{V3}/join/{q(room_id)}", {}, token=troll)
+        await self.request("PUT", f"{V3}/user/{q('@alice:test.local')}/account_data/m.ignored_user_list",
+                           {"ignored_users": {"@troll:test.local": {}}}, token=alice)
+        await self.say(troll, room_id, "spam")
+        await self.say(alice, room_id, "hello")
+        body = await self.sync(alice)
+        self.assertEqual(self.bodies(body["rooms"]["join"][room_id]), ["hello"])
+        status, page = await self.request("GET", f"{V3}/rooms/{q(room_id)}/messages", token=alice)
+        self.assertNotIn("spam", [e["content"].get("body") for e in page["chunk"]])
+        # The troll's join (state) is still there: the room's state must stay whole.
+        members = [e["state_key"] for e in body["rooms"]["join"][room_id]["state"]["events"]
+                   + body["rooms"]["join"][room_id]["timeline"]["events"] if e["type"] == "m.room.member"]
+        self.assertIn("@troll:test.local", members)
+        other = await self.room(troll, invite=["@alice:test.local"])
+        body = await self.sync(alice)
+        self.assertNotIn(other, body["rooms"]["invite"])
+
+
+class IgnoredUserSqliteTests(IgnoredUserTests, SyncTestCase):
+    engine = "sqlite"
+
+
+class IgnoredUserPostgresTests(IgnoredUserTests, SyncTestCase):
+    engine = "postgres"

@@ -51,6 +51,8 @@ def register_routes(router: Router, hs) -> None:
             raise forbidden("You are not in this room")
         chunk, next_position = await hs.room_reader.paginate(requester.user_id, room_id, start, backwards, limit,
                                                               end, event_filter)
+        ignored = await hs.sync.ignored_users(requester.user_id)
+        chunk = [(e, r) for e, r in chunk if not (e.sender in ignored and not e.is_state())]
         now = hs.clock.time_ms()
         bundles = await hs.relations_handler.bundle([e for e, _ in chunk], requester.user_id)
         body = {"chunk": [client_event(e, now, redacted_by=r, relations=bundles.get(e.event_id)) for e, r in chunk],

@@ -99,7 +99,10 @@ class SyncHandler:
 
         join_plans = [p for p in plans if p.membership == "join"]
         leave_plans = [p for p in plans if p.membership in ("leave", "ban")]
-        invite_plans = [p for p in plans if p.membership == "invite"]
+        ignored = await self.ignored_users(user_id)
+        # Invites from users one ignores are not shown (m.ignored_user_list).
+        invite_plans = [p for p in plans if p.membership == "invite"
+                        and not (p.member_event is not None and p.member_event.sender in ignored)]
         timelines = await self._timelines(join_plans + leave_plans, sync_filter)
         receipts = await self._receipts.for_rooms([p.room_id for p in join_plans],
                                                   0 if since is None else since.receipts)
@@ -120,7 +123,7 @@ class SyncHandler:
         rooms: dict[str, dict] = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
         for plan in join_plans:
             section = await self._room_section(user_id, device_id, plan, timelines.get(plan.room_id), since,
-                                               sync_filter, now)
+                                               sync_filter, now, ignored)
             ephemeral = self._ephemeral(user_id, plan, since, receipts)
             data = room_account_data.get(plan.room_id, [])
             if since is not None and not plan.full_state and not section["timeline"]["events"] \
@@ -137,7 +140,7 @@ class SyncHandler:
                                                               "highlight_count": highlight}
         for plan in leave_plans:
             section = await self._room_section(user_id, device_id, plan, timelines.get(plan.room_id), since,
-                                               sync_filter, now)
+                                               sync_filter, now, ignored)
             section["account_data"] = {"events": room_account_data.get(plan.room_id, [])}
             rooms["leave"][plan.room_id] = section
         for plan in invite_plans:
@@ -197,12 +200,13 @@ class SyncHandler:
         return timelines
 
     async def _room_section(self, user_id: str, device_id: str, plan: _RoomPlan, rows, since: StreamToken | None,
-                            sync_filter: SyncFilter, now: int) -> dict:
+                            sync_filter: SyncFilter, now: int, ignored: frozenset[str] = frozenset()) -> dict:
         limit = sync_filter.timeline_limit
         rows = list(rows or [])
         limited = len(rows) > limit
         window = rows[len(rows) - limit:] if limited else rows
-        returned = [r for r in window if sync_filter.timeline.allows_event(r.event)] if limit else []
+        returned = [r for r in window if sync_filter.timeline.allows_event(r.event)
+                    and not (r.event.sender in ignored and not r.event.is_state())] if limit else []
         events = [r.event for r in returned]
         redactions = await self._redactions([e.event_id for e in events])
         txn_ids = await self._transaction_ids(user_id, device_id, [e for e in events if e.sender == user_id])
@@ -229,6 +233,11 @@ class SyncHandler:
                             if v in loaded and sync_filter.state.allows_event(loaded[v])]
         return {"timeline": {"events": timeline_events, "limited": limited, "prev_batch": prev_batch},
                 "state": {"events": state_events}}
+
+    async def ignored_users(self, user_id: str) -> frozenset[str]:
+        content = await self._account_data.get(user_id, "", "m.ignored_user_list") or {}
+        ignored = content.get("ignored_users")
+        return frozenset(ignored) if isinstance(ignored, dict) else frozenset()
 
     async def _transaction_ids(self, user_id: str, device_id: str, own_events: list[Event]) -> dict[str, str]:
         """The transaction IDs this device sent its events with, so clients match echoes."""
