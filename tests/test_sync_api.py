@@ -414,3 +414,38 @@ class IgnoredUserSqliteTests(IgnoredUserTests, SyncTestCase):
 
 class IgnoredUserPostgresTests(IgnoredUserTests, SyncTestCase):
     engine = "postgres"
+
+
+class KnockTests:
+    @inline
+    async def test_knock_then_invite_then_join(self):
+        alice, bob = await self.user("alice"), await self.user("bob")
+        room_id = await self.room(alice, name="Knockable", room_version="11",
+                                  initial_state=[{"type": "m.room.join_rules", "content": {"join_rule": "knock"}}])
+        since = (await self.sync(alice))["next_batch"]
+        bob_since = (await self.sync(bob))["next_batch"]
+        self.assertMatrixError(await self.request("POST", f"{V3}/join/{q(room_id)}", {}, token=bob),
+                               403, "M_FORBIDDEN")
+        status, body = await self.request("POST", f"{V3}/knock/{q(room_id)}", {"reason": "let me in"}, token=bob)
+        self.assertEqual((status, body), (200, {"room_id": room_id}))
+        knocked = await self.sync(bob, bob_since)
+        knock_state = knocked["rooms"]["knock"][room_id]["knock_state"]["events"]
+        self.assertIn(("m.room.name", "Knockable"), [(e["type"], e["content"].get("name")) for e in knock_state])
+        seen = await self.sync(alice, since)
+        members = [e for e in seen["rooms"]["join"][room_id]["timeline"]["events"] if e["type"] == "m.room.member"]
+        self.assertEqual(members[-1]["content"]["membership"], "knock")
+        await self.request("POST", f"{V3}/rooms/{q(room_id)}/invite", {"user_id": "@bob:test.local"}, token=alice)
+        status, _ = await self.request("POST", f"{V3}/join/{q(room_id)}", {}, token=bob)
+        self.assertEqual(status, 200)
+        # Knocking on a room that does not allow it is refused and stores nothing.
+        public = await self.room(alice, preset="public_chat")
+        self.assertMatrixError(await self.request("POST", f"{V3}/knock/{q(public)}", {}, token=bob),
+                               403, "M_FORBIDDEN")
+
+
+class KnockSqliteTests(KnockTests, SyncTestCase):
+    engine = "sqlite"
+
+
+class KnockPostgresTests(KnockTests, SyncTestCase):
+    engine = "postgres"

@@ -71,6 +71,11 @@ def register_routes(router: Router, hs) -> None:
         room_id = await hs.membership.join(requester.user_id, room, _reason(body))
         return 200, {"room_id": room_id}
 
+    async def knock(request, room):
+        requester = await hs.auth.authenticate(request)
+        body = parse_json_object(request, allow_empty=True)
+        return 200, {"room_id": await hs.membership.knock(requester.user_id, room, _reason(body))}
+
     async def join(request, room_id):
         return await join_by_id_or_alias(request, room_id)
 
@@ -167,6 +172,7 @@ def register_routes(router: Router, hs) -> None:
     router.add("POST", f"{P}/createRoom", create_room)
     router.add("POST", f"{P}/join/{{room}}", join_by_id_or_alias)
     router.add("POST", f"{P}/rooms/{{room_id}}/join", join)
+    router.add("POST", f"{P}/knock/{{room}}", knock)
     router.add("POST", f"{P}/rooms/{{room_id}}/leave", leave)
     router.add("POST", f"{P}/rooms/{{room_id}}/forget", forget)
     for action in ("invite", "kick", "ban", "unban"):

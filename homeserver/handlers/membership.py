@@ -66,6 +66,15 @@ class MembershipHandler:
         await self._rooms.unforget(user_id, room_id)
         return room_id
 
+    async def knock(self, user_id: str, room_id_or_alias: str, reason: str | None = None) -> str:
+        """Ask to be let in to a room whose join rule is knock (or knock_restricted)."""
+        room_id = await self.resolve_room(room_id_or_alias)
+        await self._require_room(room_id)
+        if await self.current_membership(room_id, user_id) == "knock":
+            return room_id
+        await self._change(user_id, room_id, user_id, "knock", reason, await self._profiles.member_content(user_id))
+        return room_id
+
     async def leave(self, user_id: str, room_id: str, reason: str | None = None) -> None:
         await self._require_room(room_id)
         current = await self.current_membership(room_id, user_id)

@@ -42,7 +42,8 @@ class SyncResult:
 
     def is_empty(self) -> bool:
         rooms = self.body["rooms"]
-        return not (rooms["join"] or rooms["invite"] or rooms["leave"] or self.body["account_data"]["events"]
+        return not (rooms["join"] or rooms["invite"] or rooms["leave"] or rooms["knock"]
+                    or self.body["account_data"]["events"]
                     or self.provider_news)
 
 
@@ -145,6 +146,8 @@ class SyncHandler:
             rooms["leave"][plan.room_id] = section
         for plan in invite_plans:
             rooms["invite"][plan.room_id] = {"invite_state": {"events": await self._invite_state(plan, now)}}
+        for plan in (p for p in plans if p.membership == "knock"):
+            rooms["knock"][plan.room_id] = {"knock_state": {"events": await self._invite_state(plan, now)}}
 
         body = {
             "rooms": rooms,
@@ -180,8 +183,8 @@ class SyncHandler:
             if membership == "join":
                 plans.append(_RoomPlan(room_id, "join", 0 if fresh or full_state else since.events,
                                        token.events, fresh or full_state, row.event if row else None))
-            elif membership == "invite" and fresh:
-                plans.append(_RoomPlan(room_id, "invite", 0, token.events, True, row.event if row else None))
+            elif membership in ("invite", "knock") and fresh:
+                plans.append(_RoomPlan(room_id, membership, 0, token.events, True, row.event if row else None))
             elif membership in ("leave", "ban") and room_id not in forgotten \
                     and (fresh and since is not None or sync_filter.include_leave):
                 plans.append(_RoomPlan(room_id, membership, 0 if since is None else since.events, changed_at,
