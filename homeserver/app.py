@@ -138,6 +138,8 @@ class Homeserver:
         self.push_rules.add_change_listener(self._push_rules_changed)
         self.site = build_site(self.router, config, reactor)
         self.client_port = None
+        self._federation_port = None
+        self._federation_site = None
         self._stopping = False
         self._background: set[defer.Deferred] = set()
 
@@ -183,9 +185,34 @@ class Homeserver:
             self.client_port = self.reactor.listenTCP(server.port, self.site, interface=server.host)
         except internet_error.CannotListenError as error:
             raise StartupError(f"cannot listen on {server.host}:{server.port}: {error.socketError}") from error
+        if self.config.federation.enabled:
+            await self._listen_federation()
         log.info("listening for clients on http://{host}:{port}", host=server.host, port=self.listening_port,
                  event="listening", version=__version__, server_name=self.config.server_name,
-                 database=self.db.target.describe())
+                 database=self.db.target.describe(), federation_port=self.federation_port)
+
+    @property
+    def federation_port(self) -> int | None:
+        return self._federation_port.getHost().port if self._federation_port is not None else None
+
+    async def _listen_federation(self) -> None:
+        from federation import server as federation_server
+        from federation.tls import ensure_certificate
+
+        federation = self.config.federation
+        try:
+            cert, key, made = ensure_certificate(self.config)
+        except (OSError, ValueError) as error:
+            raise StartupError(f"cannot prepare the federation TLS certificate: {error}") from error
+        if made:
+            log.info("generated a self-signed federation certificate {cert}", cert=str(cert))
+        try:
+            self._federation_port, self._federation_site = federation_server.listen(self, cert, key)
+        except internet_error.CannotListenError as error:
+            raise StartupError(f"cannot listen for federation on {federation.host}:{federation.port}:"
+                               f" {error.socketError}") from error
+        log.info("listening for federation on https://{host}:{port}", host=federation.host,
+                 port=self.federation_port)
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (up to the grace period), close the DB."""
@@ -204,6 +231,9 @@ class Homeserver:
     async def _drain_requests(self) -> None:
         if self.client_port is not None:
             await self.client_port.stopListening()
+        if self._federation_port is not None:
+            await self._federation_port.stopListening()
+            self._federation_site.close_connections()
         self.typing.stop()
         self.notifier.wake_everyone()
         if self.site.in_flight:
