@@ -199,7 +199,7 @@ def run_concurrent(port: int, token: str, room_id: str, total: int, in_flight: i
     return merged, wall
 
 
-def summarise(log: PhaseLog, wall: float, requested: int) -> dict:
+def summarise(log: PhaseLog, wall: float, requested: int, ordered: bool) -> dict:
     out = {"requested": requested, "ok": len(log.samples), "errors": log.errors,
            "first_error": log.first_error, "wall_s": wall,
            "sends_per_s": len(log.samples) / wall if wall > 0 and log.samples else None}
@@ -209,6 +209,9 @@ def summarise(log: PhaseLog, wall: float, requested: int) -> dict:
     if log.samples:
         out.update(p50_ms=percentile(log.samples, 50) * 1000, p99_ms=percentile(log.samples, 99) * 1000,
                    mean_ms=statistics.fmean(log.samples) * 1000, max_ms=max(log.samples) * 1000)
+        if ordered:
+            # In order sent, for spotting drift (cost growing with the room's length).
+            out["samples_ms"] = [round(sample * 1000, 3) for sample in log.samples]
     return out
 
 
@@ -305,7 +308,7 @@ def bench_target(target: Target, args: argparse.Namespace) -> dict:
                 requested = args.concurrent_n
             after = cpu_snapshot(proc.pid, extra_pids)
             client_after = os.times()
-            summary = summarise(log, wall, requested)
+            summary = summarise(log, wall, requested, ordered=phase == "sequential")
             summary["other_cpu_cores"] = other_cpu_cores(before, after)
             summary["server_cpu_ms_per_send"] = ((server_ticks(proc.pid, extra_pids) - ticks_before)
                                                  / clk * 1000 / len(log.samples) if log.samples else None)
