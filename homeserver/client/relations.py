@@ -40,11 +40,9 @@ def register_routes(router: Router, hs) -> None:
 
     async def shape(requester, events):
         bundles = await hs.relations_handler.bundle(events, requester.user_id)
-        found = await hs.events.get_redactions_for([e.event_id for e in events])
-        redactions = await hs.events.get_events([ids[0] for ids in found.values()])
+        redactions = await hs.events.get_redactions([e.event_id for e in events])
         now = hs.clock.time_ms()
-        return [client_event(e, now, relations=bundles.get(e.event_id),
-                             redacted_by=redactions.get(found[e.event_id][0]) if e.event_id in found else None)
+        return [client_event(e, now, relations=bundles.get(e.event_id), redacted_by=redactions.get(e.event_id))
                 for e in events]
 
     async def relations(request, room_id, event_id, rel_type=None, event_type=None):

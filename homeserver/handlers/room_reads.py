@@ -99,10 +99,7 @@ class RoomReader:
         event = row.event
         if not await self.may_see(user_id, event, row.state_group):
             raise not_found("Event not found")
-        redaction = None
-        redaction_id = await self._events.get_redaction_for(event_id)
-        if redaction_id is not None:
-            redaction = await self._events.get_event(redaction_id)
+        redaction = (await self._events.get_redactions([event_id])).get(event_id)
         bundles = await self.relations.bundle([event], user_id) if self.relations is not None else {}
         return client_event(event, self._clock.time_ms(), redacted_by=redaction, relations=bundles.get(event_id))
 
@@ -129,9 +126,8 @@ class RoomReader:
         return await self._with_redactions(chunk), position
 
     async def _with_redactions(self, chunk: list[Event]) -> list[tuple[Event, Event | None]]:
-        found = await self._events.get_redactions_for([e.event_id for e in chunk])
-        redactions = await self._events.get_events([ids[0] for ids in found.values()])
-        return [(e, redactions.get(found[e.event_id][0]) if e.event_id in found else None) for e in chunk]
+        redactions = await self._events.get_redactions([e.event_id for e in chunk])
+        return [(e, redactions.get(e.event_id)) for e in chunk]
 
     async def member_events_for(self, user_id: str, room_id: str, senders: set[str]) -> list[dict]:
         state_ids = await self._visible_state_ids(user_id, room_id)

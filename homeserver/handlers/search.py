@@ -389,7 +389,7 @@ class SearchHandler:
             if request.after_limit else []
         before = [r.event for r in before_rows if await visibility.allows(r.event, r.state_group)]
         after = [r.event for r in after_rows if await visibility.allows(r.event, r.state_group)]
-        redactions = await self._redactions([e.event_id for e in before + after])
+        redactions = await self._hs.events.get_redactions([e.event_id for e in before + after])
         context: dict[str, Any] = {
             "events_before": [client_event(e, now, redacted_by=redactions.get(e.event_id)) for e in before],
             "events_after": [client_event(e, now, redacted_by=redactions.get(e.event_id)) for e in after],
@@ -401,12 +401,6 @@ class SearchHandler:
                                                            state_group, event.room_id)
         return context
 
-    async def _redactions(self, event_ids: list[str]) -> dict[str, Event]:
-        found = await self._hs.events.get_redactions_for(event_ids)
-        if not found:
-            return {}
-        events = await self._hs.events.get_events(ids[0] for ids in found.values())
-        return {target: events[ids[0]] for target, ids in found.items() if ids[0] in events}
 
     async def _profiles(self, senders: set[str], state_group: int | None, room_id: str) -> dict:
         """Each sender's name and avatar in the room's state at the result."""

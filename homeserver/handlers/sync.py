@@ -211,7 +211,7 @@ class SyncHandler:
         returned = [r for r in window if sync_filter.timeline.allows_event(r.event)
                     and not (r.event.sender in ignored and not r.event.is_state())] if limit else []
         events = [r.event for r in returned]
-        redactions = await self._redactions([e.event_id for e in events])
+        redactions = await self._events.get_redactions([e.event_id for e in events])
         txn_ids = await self._transaction_ids(user_id, device_id, [e for e in events if e.sender == user_id])
         bundles = await self._relations.bundle(events, user_id)
         timeline_events = [client_event(e, now, redacted_by=redactions.get(e.event_id), include_room_id=False,
@@ -274,13 +274,6 @@ class SyncHandler:
         if row is None or row.state_group is None:
             return {}
         return dict(await self._state.get_state_for_group(row.state_group))
-
-    async def _redactions(self, event_ids: list[str]) -> dict[str, Event]:
-        found = await self._events.get_redactions_for(event_ids)
-        if not found:
-            return {}
-        redaction_events = await self._events.get_events([ids[0] for ids in found.values()])
-        return {target: redaction_events[ids[0]] for target, ids in found.items() if ids[0] in redaction_events}
 
     def _ephemeral(self, user_id: str, plan: _RoomPlan, since: StreamToken | None, receipts) -> list[dict]:
         events = []

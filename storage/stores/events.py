@@ -9,7 +9,7 @@ from typing import Iterable, Mapping
 
 from homeserver.events.canonical import canonical_json
 from homeserver.events.event import Event
-from homeserver.events.room_versions import RoomVersion, room_version
+from homeserver.events.room_versions import room_version
 from storage.cache import LruCache
 from storage.database import DatabasePool, Transaction
 from storage.stores.rooms import record_txn_id_txn
@@ -236,25 +236,25 @@ class EventStore:
             self._cache.set(event.event_id, EventRow(event, persisted.state_group))
         return results
 
-    async def get_redaction_for(self, event_id: str) -> str | None:
-        def txn_func(txn: Transaction):
-            row = txn.select_one("SELECT event_id FROM event_redactions WHERE redacts = ? ORDER BY event_id LIMIT 1",
-                                 (event_id,))
-            return row[0] if row else None
-        return await self.db.run_interaction("get_redaction_for", txn_func)
-
-    async def get_redactions_for(self, event_ids: list[str]) -> dict[str, list[str]]:
+    async def get_redactions(self, event_ids: list[str]) -> dict[str, Event]:
+        """For each of ``event_ids`` that was redacted, the redaction event (the first by ID
+        when there are several, so every reader shows the same one)."""
         if not event_ids:
             return {}
 
-        def txn_func(txn: Transaction):
-            result: dict[str, list[str]] = {}
-            placeholders = ",".join("?" * len(event_ids))
-            for event_id, redacts in txn.select_all(
-                    f"SELECT event_id, redacts FROM event_redactions WHERE redacts IN ({placeholders})", event_ids):
-                result.setdefault(redacts, []).append(event_id)
-            return result
-        return await self.db.run_interaction("get_redactions_for", txn_func)
+        def txn_func(txn: Transaction) -> dict[str, str]:
+            first: dict[str, str] = {}
+            for offset in range(0, len(event_ids), 500):
+                chunk = event_ids[offset:offset + 500]
+                placeholders = ",".join("?" * len(chunk))
+                for event_id, redacts in txn.select_all(
+                        f"SELECT event_id, redacts FROM event_redactions WHERE redacts IN ({placeholders})"
+                        " ORDER BY event_id", chunk):
+                    first.setdefault(redacts, event_id)
+            return first
+        first = await self.db.run_interaction("get_redactions", txn_func)
+        events = await self.get_events(first.values())
+        return {target: events[redaction] for target, redaction in first.items() if redaction in events}
 
     async def recent_events(self, room_ids: list[str], limit: int, after: int, upto: int) -> dict[str, list[EventRow]]:
         """Per room, the newest ``limit`` visible events with ``after < stream <= upto``,
@@ -337,6 +337,3 @@ class EventStore:
         return await self.db.run_interaction(
             "max_stream", lambda txn: txn.select_one("SELECT COALESCE(MAX(stream_ordering), 0) FROM events")[0])
 
-
-def room_version_of(version_id: str) -> RoomVersion:
-    return room_version(version_id)

@@ -39,20 +39,9 @@ def _room_head_txn(txn: Transaction, room_id: str) -> RoomHead | None:
 class RoomStore:
     def __init__(self, db: DatabasePool):
         self.db = db
-        self._versions: dict[str, str] = {}
 
     async def get_room_head(self, room_id: str) -> RoomHead | None:
         return await self.db.run_interaction("get_room_head", _room_head_txn, room_id)
-
-    async def get_room_version_id(self, room_id: str) -> str | None:
-        version = self._versions.get(room_id)
-        if version is None:
-            row = await self.db.run_interaction("get_room_version", lambda txn: txn.select_one(
-                "SELECT room_version FROM rooms WHERE room_id = ?", (room_id,)))
-            if row is None:
-                return None
-            version = self._versions[room_id] = row[0]
-        return version
 
     async def store_room(self, room_id: str, version: str, creator: str, is_public: bool, now: int) -> bool:
         return await self.db.run_interaction("store_room", insert_room_txn, room_id, version, creator, is_public, now)

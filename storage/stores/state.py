@@ -75,9 +75,6 @@ class StateStore:
         self.db = db
         self._groups: LruCache[int, dict[StateKey, str]] = LruCache(cache_size)
 
-    def cached_group(self, group_id: int) -> dict[StateKey, str] | None:
-        return self._groups.get(group_id)
-
     def remember_group(self, group_id: int, state: dict[StateKey, str]) -> None:
         self._groups.set(group_id, state)
 

@@ -127,7 +127,6 @@ async def conversation(alice: AsyncClient, bob: AsyncClient, room_id: str) -> di
         answer = await alice.sync(timeout=2000, since=since)
         since = answer.next_batch
         for event in answer.rooms.join.get(room_id, None).ephemeral if room_id in answer.rooms.join else []:
-            source = getattr(event, "source", None) or {}
             kind = type(event).__name__
             if kind == "TypingNoticeEvent":
                 typing += event.users
