@@ -162,7 +162,7 @@ class DurabilityTests:
                 current = {(r[0], r[1]): r[2] for r in txn.select_all(
                     "SELECT type, state_key, event_id FROM current_state WHERE room_id = ?", (room_id,))}
                 from storage.stores.state import load_group_txn
-                return dangling, childless, extremities, current, load_group_txn(txn, tip_group, {})
+                return dangling, childless, extremities, current, load_group_txn(txn, tip_group)
             dangling, childless, extremities, current, tip_state = await db.run_interaction("check", check)
         finally:
             await db.close()

@@ -43,21 +43,15 @@ def group_depth_txn(txn: Transaction, group_id: int) -> int:
     return row[0] if row else 0
 
 
-def load_group_txn(txn: Transaction, group_id: int, cached: dict[int, dict[StateKey, str]]) -> dict[StateKey, str]:
-    """The full state of a group: walk up to a cached or full ancestor, then apply deltas down."""
+def load_group_txn(txn: Transaction, group_id: int) -> dict[StateKey, str]:
+    """The full state of a group: walk up to its full snapshot, then apply deltas down."""
     chain: list[int] = []
     current: int | None = group_id
-    base: dict[StateKey, str] = {}
     while current is not None:
-        if current in cached:
-            base = cached[current]
-            break
         chain.append(current)
         row = txn.select_one("SELECT prev_group FROM state_groups WHERE id = ?", (current,))
         current = row[0] if row else None
-    state = dict(base)
-    if not chain:
-        return state
+    state: dict[StateKey, str] = {}
     placeholders = ",".join("?" * len(chain))
     rows = txn.select_all(f"SELECT state_group, type, state_key, event_id FROM state_group_entries"
                           f" WHERE state_group IN ({placeholders})", chain)
@@ -83,8 +77,6 @@ class StateStore:
         state = self._groups.get(group_id)
         if state is not None:
             return state
-        # Hand the reader a snapshot of what is cached so it can stop early.
-        cached = {}
-        state = await self.db.run_interaction("load_state_group", load_group_txn, group_id, cached)
+        state = await self.db.run_interaction("load_state_group", load_group_txn, group_id)
         self._groups.set(group_id, state)
         return state
