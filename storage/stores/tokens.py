@@ -1,27 +1,23 @@
 """Access and refresh tokens, looked up by their SHA-256 hash.
 
 Token lookups happen on every request, so owners are cached in memory. Every function
-here that deletes tokens tells the caches after its transaction commits
-(``tokens_deleted_txn``), so a revoked token stops working at once.
+here that deletes tokens tells the cache after its transaction commits
+(``tokens_deleted_txn``, through the pool's "tokens_deleted" hook), so a revoked token
+stops working at once.
 """
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 from storage.cache import LruCache
 from storage.database import DatabasePool, Transaction
 
-_stores: "weakref.WeakSet[TokenStore]" = weakref.WeakSet()
-
-
 def tokens_deleted_txn(txn: Transaction, user_id: str) -> None:
     """Call inside any transaction that deletes a user's tokens."""
-    def forget() -> None:
-        for store in list(_stores):
-            store.forget_user(user_id)
-    txn.call_after_commit(forget)
+    hook = txn.pool.hooks.get("tokens_deleted") if txn.pool is not None else None
+    if hook is not None:
+        txn.call_after_commit(lambda: hook(user_id))
 
 
 @dataclass(frozen=True)
@@ -61,7 +57,7 @@ class TokenStore:
     def __init__(self, db: DatabasePool, cache_size: int = 50000):
         self.db = db
         self._owners: LruCache[str, TokenOwner] = LruCache(cache_size)
-        _stores.add(self)
+        db.hooks["tokens_deleted"] = self.forget_user
 
     def forget_user(self, user_id: str) -> None:
         self._owners.remove_where(lambda owner: owner.user_id == user_id)
