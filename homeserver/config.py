@@ -58,8 +58,21 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "tls_certificate": _opt("str", "", "PEM certificate; empty: a self-signed pair generated in the data dir."),
         "tls_private_key": _opt("str", "", "PEM private key; empty: generated beside the certificate."),
         "verify_certificates": _opt("bool", True, "Check remote servers' TLS certificates."),
+        "insecure_destinations": _opt("list", [], "Server names whose TLS certificates are not checked even when"
+                                      " `verify_certificates` is on (test peers with self-signed certificates)."),
+        "ip_range_denylist": _opt("list", ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                                           "100.64.0.0/10", "169.254.0.0/16", "192.0.0.0/24", "198.18.0.0/15",
+                                           "0.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4", "::1/128", "fe80::/10",
+                                           "fc00::/7", "::/128", "ff00::/8"],
+                                  "CIDRs outbound federation requests never connect to (private ranges)."),
         "ip_range_allowlist": _opt("list", [], "CIDRs exempt from the outbound deny list (loopback for tests)."),
-        "trusted_key_servers": _opt("list", [], "Notary servers asked for remote signing keys."),
+        "trusted_key_servers": _opt("list", [], "Notary servers asked for remote signing keys, e.g."
+                                    " `[\"matrix.org\"]`; empty: ask each server for its own keys."),
+        "max_transaction_pdus": _opt("int", 50, "Most PDUs accepted in, and sent in, one transaction."),
+        "max_transaction_edus": _opt("int", 100, "Most EDUs accepted in, and sent in, one transaction."),
+        "retry_min_secs": _opt("float", 5.0, "First backoff after a destination fails; doubles up to the maximum."),
+        "retry_max_secs": _opt("float", 3600.0, "Longest backoff between attempts to reach a down destination."),
+        "allow_public_rooms": _opt("bool", True, "Serve this server's public room directory to other servers."),
     },
     "database": {
         "url": _opt("str", "", "`sqlite:///relative/drocsid.db`, `sqlite:////absolute/drocsid.db` or"
