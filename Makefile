@@ -7,8 +7,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JS_DIR := tests/interop/js
 JS_STAMP := $(JS_DIR)/node_modules/.installed
+# Synapse for the federation interoperability tests, in its own virtualenv so that its
+# pinned dependencies stay out of .venv (tests/support/synapse.py runs it from here).
+SYNAPSE_VENV := .venv-synapse
+SYNAPSE_SERIES := 1.163
+SYNAPSE_STAMP := $(SYNAPSE_VENV)/.installed-$(SYNAPSE_SERIES)
 
-.PHONY: run test install clean
+.PHONY: run test install synapse clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,10 +33,19 @@ $(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
 	cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(JS_STAMP)
 
+# Installs from prebuilt wheels (Synapse's is abi3, CPython >= 3.10): no Rust toolchain,
+# no libpq (the tests use SQLite). The stamp names the series, so bumping it reinstalls.
+$(SYNAPSE_STAMP):
+	test -x $(SYNAPSE_VENV)/bin/python || $(PYTHON) -m venv $(SYNAPSE_VENV)
+	$(SYNAPSE_VENV)/bin/python -m pip install --quiet 'matrix-synapse==$(SYNAPSE_SERIES).*'
+	touch $(SYNAPSE_STAMP)
+
+synapse: $(SYNAPSE_STAMP)
+
 # The whole suite with twisted trial, two workers. PostgreSQL must be reachable at
 # 127.0.0.1:5432 as user postgres (override with DROCSID_TEST_POSTGRES).
-test: $(STAMP) $(JS_STAMP)
+test: $(STAMP) $(JS_STAMP) $(SYNAPSE_STAMP)
 	$(BIN)/python -m twisted.trial -j2 tests
 
 clean:
-	rm -rf $(VENV) _trial_temp* build *.egg-info
+	rm -rf $(VENV) $(SYNAPSE_VENV) _trial_temp* build *.egg-info

@@ -1,27 +1,57 @@
 """The federation listener: TLS, with the server-server API's routes.
 
-Today it answers ``/_matrix/federation/v1/version`` and the key endpoints; the rest of
-the server-server API (transactions, joins, backfill) lands with the federation issue.
+Every route but ``/version`` and the key endpoints is signed by the calling server
+(X-Matrix); ``authenticated`` checks that, and the room's server ACL for room routes,
+before the handler runs with the origin (and the JSON body for PUT and POST).
 """
 
 from __future__ import annotations
 
 from twisted.internet import ssl
 
-from federation import key_server
+from federation import key_server, membership_server, notary, retrieval
+from federation.auth import FederationAuthenticator
 from homeserver import __version__
+from homeserver.http.errors import bad_json
 from homeserver.http.router import Router
 from homeserver.http.site import build_site
+from homeserver.events.validation import MAX_EVENT_BYTES
+
+
+def make_authenticated(authenticator: FederationAuthenticator):
+    def authenticated(handler, room_scoped: bool = False, with_body: bool = False):
+        async def wrapped(request, **params):
+            origin, body = await authenticator.authenticate(request)
+            if room_scoped:
+                await authenticator.check_acl(origin, params["room_id"])
+            if with_body:
+                if not isinstance(body, dict):
+                    raise bad_json("A JSON object body is required")
+                return await handler(request, origin, body=body, **params)
+            return await handler(request, origin, **params)
+        wrapped.__name__ = handler.__name__
+        return wrapped
+    return authenticated
 
 
 def build_router(hs) -> Router:
     router = Router()
+    authenticated = make_authenticated(FederationAuthenticator(hs))
 
     async def version(request):
         return 200, {"server": {"name": "Drocsid", "version": __version__}}
 
+    async def send_transaction(request, origin, txn_id, body):
+        return 200, await hs.federation_transactions.on_transaction(origin, txn_id, body)
+
     router.add("GET", "/_matrix/federation/v1/version", version)
     key_server.register_routes(router, hs)
+    notary.register_routes(router, hs)
+    router.add("PUT", "/_matrix/federation/v1/send/{txn_id}", authenticated(send_transaction, with_body=True))
+    retrieval.register_routes(router, hs, authenticated)
+    membership_server.register_routes(router, hs, authenticated, hs.federation_membership)
+    for register in hs.federation_route_modules:
+        register(router, hs, authenticated)
     return router
 
 
@@ -33,5 +63,8 @@ def listen(hs, cert_path, key_path):
         key_pem = handle.read()
     certificate = ssl.PrivateCertificate.loadPEM(key_pem + b"\n" + cert_pem)
     site = build_site(build_router(hs), hs.config, hs.reactor)
+    # A transaction may carry 50 PDUs of 64 KiB each, plus EDUs.
+    site.max_body_bytes = max(site.max_body_bytes,
+                              hs.config.federation.max_transaction_pdus * MAX_EVENT_BYTES + 1024 * 1024)
     federation = hs.config.federation
     return hs.reactor.listenSSL(federation.port, site, certificate.options(), interface=federation.host), site

@@ -128,6 +128,11 @@ class Homeserver:
                                 UnreadCounter(self.db, self.events, self.room_writer, self.room_heads,
                                               lambda: getattr(self, "push_rules", None)))
 
+        self.federation_sender = None
+        if config.federation.enabled:
+            from federation import wiring as federation_wiring
+            federation_wiring.attach(self)
+
         self.router = Router()
         for servlet in _SERVLETS:
             servlet.register_routes(self.router, self)
@@ -186,6 +191,8 @@ class Homeserver:
         except internet_error.CannotListenError as error:
             raise StartupError(f"cannot listen on {server.host}:{server.port}: {error.socketError}") from error
         if self.config.federation.enabled:
+            from federation import wiring as federation_wiring
+            await federation_wiring.start(self)
             await self._listen_federation()
         log.info("listening for clients on http://{host}:{port}", host=server.host, port=self.listening_port,
                  event="listening", version=__version__, server_name=self.config.server_name,
@@ -221,6 +228,9 @@ class Homeserver:
         self._stopping = True
         try:
             await self._drain_requests()
+            if self.config.federation.enabled:
+                from federation import wiring as federation_wiring
+                await federation_wiring.stop(self)
             if self._background:
                 await defer.DeferredList(list(self._background))
         finally:

@@ -17,6 +17,12 @@ def _user_id_param(body: dict) -> str:
     return user_id
 
 
+def _via(request) -> list[str]:
+    """Servers to join through: ``via`` (and the older ``server_name``) query parameters."""
+    values = request.args.get(b"via", []) + request.args.get(b"server_name", [])
+    return [v.decode("utf-8", "replace") for v in values]
+
+
 def _reason(body: dict) -> str | None:
     return field(body, "reason", str, None)
 
@@ -68,13 +74,14 @@ def register_routes(router: Router, hs) -> None:
     async def join_by_id_or_alias(request, room):
         requester = await hs.auth.authenticate(request)
         body = parse_json_object(request, allow_empty=True)
-        room_id = await hs.membership.join(requester.user_id, room, _reason(body))
+        room_id = await hs.membership.join(requester.user_id, room, _reason(body), servers=_via(request))
         return 200, {"room_id": room_id}
 
     async def knock(request, room):
         requester = await hs.auth.authenticate(request)
         body = parse_json_object(request, allow_empty=True)
-        return 200, {"room_id": await hs.membership.knock(requester.user_id, room, _reason(body))}
+        return 200, {"room_id": await hs.membership.knock(requester.user_id, room, _reason(body),
+                                                          servers=_via(request))}
 
     async def join(request, room_id):
         return await join_by_id_or_alias(request, room_id)

@@ -31,14 +31,26 @@ class MissingEvents(Exception):
         self.event_ids = event_ids
 
 
+class MissingState(Exception):
+    """Prev events are known only as outliers (no state stored at them); the caller asks
+    the origin for the state after them (``/state_ids``) and retries with it."""
+
+    def __init__(self, event_ids: list[str]):
+        super().__init__(f"no state at: {', '.join(event_ids)}")
+        self.event_ids = event_ids
+
+
 class EventIngester:
     def __init__(self, writer: RoomWriter):
         self._writer = writer
         self._events = writer.events
         self._state = writer.state
 
-    async def ingest(self, event: Event) -> Event:
-        """Persist ``event`` (rejected or soft-failed if the rules say so); returns it."""
+    async def ingest(self, event: Event, prev_states: Mapping[str, Mapping[StateKey, str]] | None = None) -> Event:
+        """Persist ``event`` (rejected or soft-failed if the rules say so); returns it.
+
+        ``prev_states`` gives the state after prev events this server holds no state for
+        (outliers), as fetched from another server."""
         if event.type == "m.room.create" and not event.prev_event_ids \
                 and await self._writer.heads.get(event.room_id) is None:
             return await self._ingest_create(event)
@@ -50,7 +62,18 @@ class EventIngester:
             head = await self._writer.heads.get(event.room_id)
             if head is None:
                 raise MissingEvents([event.room_id])
-            return await self._ingest(head, event)
+            return await self._ingest(head, event, prev_states or {})
+
+    async def state_before_event(self, event: Event) -> dict[StateKey, str]:
+        """The state before a stored event (MissingState when it is an outlier's)."""
+        if not event.prev_event_ids:
+            return {}
+        rows = await self._events.get_event_rows(event.prev_event_ids)
+        missing = [e for e in event.prev_event_ids if e not in rows]
+        if missing:
+            raise MissingState(missing)
+        state, _group = await self._state_before(event.room_version, event, rows, {})
+        return state
 
     async def _ingest_create(self, event: Event) -> Event:
         """The first event of a room this server has not seen before."""
@@ -61,14 +84,14 @@ class EventIngester:
         await self._writer.write_create(event, event.sender)
         return event
 
-    async def _ingest(self, head: RoomHead, event: Event) -> Event:
+    async def _ingest(self, head: RoomHead, event: Event, prev_states: Mapping[str, Mapping[StateKey, str]]) -> Event:
         version = head.version
         rows = await self._events.get_event_rows(event.prev_event_ids + event.auth_event_ids)
         missing = [e for e in event.prev_event_ids + event.auth_event_ids if e not in rows]
         if missing:
             raise MissingEvents(missing)
 
-        state_before, group_before = await self._state_before(version, event, rows)
+        state_before, group_before = await self._state_before(version, event, rows, prev_states)
         own_auth = [rows[e].event for e in event.auth_event_ids]
         create = await self._create_event(head)
         try:
@@ -111,14 +134,25 @@ class EventIngester:
         await self._writer.enqueue(head, new_head, event, plan, known)
         return event
 
-    async def _state_before(self, version, event: Event, rows) -> tuple[dict[StateKey, str], GroupRef | None]:
+    async def _state_before(self, version, event: Event, rows, prev_states: Mapping[str, Mapping[StateKey, str]]
+                            ) -> tuple[dict[StateKey, str], GroupRef | None]:
         """The state before the event, with the group that holds it when it is one prev's."""
         groups = [rows[e].state_group for e in event.prev_event_ids]
         if len(set(groups)) == 1 and groups[0] is not None:
             group = groups[0]
             depth = await self._state.db.run_interaction("group_depth", group_depth_txn, group)
             return dict(await self._state.get_state_for_group(group)), GroupRef(group, depth)
-        state_sets = [await self._state.get_state_for_group(g) for g in groups if g is not None]
+        stateless = [e for e in event.prev_event_ids if rows[e].state_group is None and e not in prev_states
+                     and not rows[e].event.rejected]
+        if stateless:
+            raise MissingState(stateless)
+        state_sets = []
+        for prev_id in event.prev_event_ids:
+            row = rows[prev_id]
+            if prev_id in prev_states:
+                state_sets.append(prev_states[prev_id])
+            elif row.state_group is not None:
+                state_sets.append(await self._state.get_state_for_group(row.state_group))
         return await self._resolve(version, state_sets), None
 
     async def _resolve_current(self, version, new_event_id: str, state_after: Mapping[StateKey, str],

@@ -57,7 +57,7 @@ class EventSender:
                 return earlier
         async with self._writer.room_lock(room_id):
             head = await self._writer.heads.get(room_id)
-            if head is None:
+            if head is None or not head.extremities:
                 # Same answer as for a room one is not in: existence is not revealed.
                 raise forbidden("You are not in this room")
             event, written = await self._build_and_queue(head, sender, event_type, content, state_key, redacts,
@@ -111,9 +111,25 @@ class EventSender:
             raise MatrixError(400, "M_UNKNOWN", "Room ID already in use")
         return event
 
+    async def build_unsent(self, sender: str, room_id: str, event_type: str, content: dict[str, Any], *,
+                           state_key: str | None = None) -> Event:
+        """Build and authorise an event on the room's head without writing it: for an
+        event another server must sign first (an invite of one of its users). It is
+        then taken in like a received event, as a fork if the room moved on meanwhile."""
+        async with self._writer.room_lock(room_id):
+            head = await self._writer.heads.get(room_id)
+            if head is None or not head.extremities:
+                raise forbidden("You are not in this room")
+            return await self._build_checked(head, sender, event_type, content, state_key, None)
+
     async def _build_and_queue(self, head: RoomHead, sender: str, event_type: str, content: dict[str, Any],
                                state_key: str | None, redacts: str | None,
                                client_txn: tuple[str, str, str] | None) -> tuple[Event, defer.Deferred]:
+        event = await self._build_checked(head, sender, event_type, content, state_key, redacts)
+        return event, self._queue(head, event, client_txn)
+
+    async def _build_checked(self, head: RoomHead, sender: str, event_type: str, content: dict[str, Any],
+                             state_key: str | None, redacts: str | None) -> Event:
         version = head.version
         state_before = head.state
         auth_keys = auth_types_for_event(version, event_type, sender, state_key, content)
@@ -140,7 +156,10 @@ class EventSender:
             check_auth(version, event, auth_state)
         except AuthError as error:
             raise forbidden(str(error)) from None
+        return event
 
+    def _queue(self, head: RoomHead, event: Event, client_txn: tuple[str, str, str] | None) -> defer.Deferred:
+        state_before = head.state
         plan = PersistPlan(state_group_before=head.state_group, remove_extremities=list(head.extremities),
                            client_txn=client_txn)
         state_after, group_after = state_before, head.state_group
@@ -149,5 +168,5 @@ class EventSender:
             group_after = GroupRef()
             plan.state_after, plan.group_after = state_after, group_after
             plan.current_state_updates = {event.state_tuple: event.event_id}
-        new_head = RoomHead(head.room_id, version, [event.event_id], state_after, group_after, event.depth)
-        return event, self._writer.enqueue(head, new_head, event, plan, {event.event_id: event})
+        new_head = RoomHead(head.room_id, head.version, [event.event_id], state_after, group_after, event.depth)
+        return self._writer.enqueue(head, new_head, event, plan, {event.event_id: event})

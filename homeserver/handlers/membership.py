@@ -23,6 +23,8 @@ class MembershipHandler:
         self._heads = heads
         self._events = events
         self._rooms = rooms
+        # Joins, knocks and invites across servers (federation.remote_membership), when enabled.
+        self.remote = None
 
     async def current_membership(self, room_id: str, user_id: str) -> str | None:
         head = await self._heads.get(room_id)
@@ -35,19 +37,49 @@ class MembershipHandler:
         return event.membership if event is not None else None
 
     async def resolve_room(self, room_id_or_alias: str) -> str:
+        room_id, _servers = await self.resolve_room_and_servers(room_id_or_alias)
+        return room_id
+
+    async def resolve_room_and_servers(self, room_id_or_alias: str) -> tuple[str, list[str]]:
+        """The room an ID or alias names, and servers that know it (for aliases elsewhere)."""
         if room_id_or_alias.startswith("#"):
             found = await self._rooms.get_alias(room_id_or_alias)
-            if found is None:
-                raise not_found(f"Room alias {room_id_or_alias} not found")
-            return found[0]
+            if found is not None:
+                return found[0], []
+            server = room_id_or_alias.split(":", 1)[1] if ":" in room_id_or_alias else ""
+            if self.remote is not None and server and server != self._server_name:
+                return await self.remote.resolve_alias(room_id_or_alias)
+            raise not_found(f"Room alias {room_id_or_alias} not found")
         if not room_id_or_alias.startswith("!"):
             raise MatrixError(400, "M_INVALID_PARAM", "Expected a room ID or alias")
-        return room_id_or_alias
+        return room_id_or_alias, []
+
+    async def server_in_room(self, room_id: str) -> bool:
+        """Whether one of our users is joined, so that events can be built here."""
+        head = await self._heads.get(room_id)
+        if head is None or not head.extremities:
+            return False
+        suffix = ":" + self._server_name
+        members = [v for (t, k), v in head.state.items() if t == "m.room.member" and k.endswith(suffix)]
+        loaded = await self._events.get_events(members)
+        return any(e.membership == "join" for e in loaded.values())
 
     async def _require_room(self, room_id: str) -> None:
-        if await self._heads.get(room_id) is None:
-            # Rooms on other servers need federation, which this server does not do yet.
+        head = await self._heads.get(room_id)
+        if head is None or not head.extremities:
             raise not_found("Unknown room")
+
+    async def _remote_servers(self, room_id: str, user_id: str, via: list[str]) -> list[str]:
+        """Where to knock or join: the servers given, the inviter's, the room ID's."""
+        extra = []
+        head = await self._heads.get(room_id)
+        member_id = head.state.get(("m.room.member", user_id)) if head is not None else None
+        member = await self._events.get_event(member_id) if member_id else None
+        if member is not None and member.sender != user_id:
+            extra.append(member.sender.split(":", 1)[1])
+        if head is not None:
+            extra += sorted({k.split(":", 1)[1] for (t, k) in head.state if t == "m.room.member" and ":" in k})
+        return self.remote.candidate_servers(room_id, via, extra)
 
     async def _change(self, sender: str, room_id: str, target: str, membership: str, reason: str | None,
                       extra: dict | None = None, client_txn=None) -> Event:
@@ -57,38 +89,69 @@ class MembershipHandler:
         return await self._sender.send(sender, room_id, "m.room.member", content, state_key=target,
                                        client_txn=client_txn)
 
-    async def join(self, user_id: str, room_id_or_alias: str, reason: str | None = None) -> str:
-        room_id = await self.resolve_room(room_id_or_alias)
-        await self._require_room(room_id)
-        if await self.current_membership(room_id, user_id) == "join":
+    async def join(self, user_id: str, room_id_or_alias: str, reason: str | None = None,
+                   servers: list[str] | None = None) -> str:
+        room_id, alias_servers = await self.resolve_room_and_servers(room_id_or_alias)
+        if await self.current_membership(room_id, user_id) == "join" and await self.server_in_room(room_id):
             return room_id  # joining again changes nothing
+        content = await self._profiles.member_content(user_id)
+        if reason:
+            content["reason"] = reason
+        if not await self.server_in_room(room_id) and self.remote is not None:
+            via = await self._remote_servers(room_id, user_id, list(servers or []) + alias_servers)
+            if via:
+                await self.remote.join(user_id, room_id, via, content)
+                await self._rooms.unforget(user_id, room_id)
+                return room_id
+        await self._require_room(room_id)
         await self._change(user_id, room_id, user_id, "join", reason, await self._profiles.member_content(user_id))
         await self._rooms.unforget(user_id, room_id)
         return room_id
 
-    async def knock(self, user_id: str, room_id_or_alias: str, reason: str | None = None) -> str:
+    async def knock(self, user_id: str, room_id_or_alias: str, reason: str | None = None,
+                    servers: list[str] | None = None) -> str:
         """Ask to be let in to a room whose join rule is knock (or knock_restricted)."""
-        room_id = await self.resolve_room(room_id_or_alias)
-        await self._require_room(room_id)
+        room_id, alias_servers = await self.resolve_room_and_servers(room_id_or_alias)
         if await self.current_membership(room_id, user_id) == "knock":
             return room_id
+        if not await self.server_in_room(room_id) and self.remote is not None:
+            via = await self._remote_servers(room_id, user_id, list(servers or []) + alias_servers)
+            if via:
+                content = await self._profiles.member_content(user_id)
+                if reason:
+                    content["reason"] = reason
+                await self.remote.leave_or_knock("knock", user_id, room_id, via, content)
+                return room_id
+        await self._require_room(room_id)
         await self._change(user_id, room_id, user_id, "knock", reason, await self._profiles.member_content(user_id))
         return room_id
 
     async def leave(self, user_id: str, room_id: str, reason: str | None = None) -> None:
-        await self._require_room(room_id)
+        if await self._heads.get(room_id) is None:
+            raise not_found("Unknown room")
         current = await self.current_membership(room_id, user_id)
         if current in (None, "leave"):
             return  # already out: nothing to send
         if current == "ban":
             raise forbidden("You are banned from this room")
+        if self.remote is not None and not await self.server_in_room(room_id):
+            # Declining an invite (or withdrawing a knock) to a room we are not in.
+            via = await self._remote_servers(room_id, user_id, [])
+            await self.remote.leave_or_knock("leave", user_id, room_id, via, {"reason": reason} if reason else {})
+            return
         await self._change(user_id, room_id, user_id, "leave", reason)
 
     async def invite(self, sender: str, room_id: str, target: str, reason: str | None = None) -> None:
         await self._require_room(room_id)
-        if not target.endswith(":" + self._server_name):
-            raise forbidden("Inviting users of other servers needs federation, which is not enabled")
         if await self.current_membership(room_id, target) == "invite":
+            return
+        if not target.endswith(":" + self._server_name):
+            if self.remote is None:
+                raise forbidden("Inviting users of other servers needs federation, which is not enabled")
+            content: dict = {"membership": "invite"}
+            if reason:
+                content["reason"] = reason
+            await self.remote.invite(sender, room_id, target, content)
             return
         await self._change(sender, room_id, target, "invite", reason, await self._profiles.member_content(target))
 

@@ -29,7 +29,7 @@ from homeserver.locks import KeyedLock
 from homeserver.notifier import Notifier
 from storage.stores.events import DuplicateTransaction, EventStore, GroupRef, Persisted, PersistPlan
 from storage.stores.rooms import RoomStore
-from storage.stores.state import StateStore
+from storage.stores.state import StateKey, StateStore
 
 log = Logger()
 
@@ -107,6 +107,49 @@ class RoomWriter:
             done = self.enqueue(None, head, event, plan, {event.event_id: event})
         await done
         return True
+
+    async def write_outliers(self, room_id: str, events: Iterable[Event]) -> list[Event]:
+        """Store events outside the DAG (auth chains and state fetched from other
+        servers, invites to rooms we are not in): kept and served, never shown in a
+        timeline, never prev events. Returns those that were new."""
+        fresh = {}
+        for event in events:
+            fresh.setdefault(event.event_id, event)
+        # The room lock keeps two fetches of the same event from both inserting it.
+        async with self._locks.hold(("outliers", room_id)):
+            known = await self.events.get_event_rows(list(fresh))
+            new = [e for e in fresh.values() if e.event_id not in known and e.event_id not in self._pending]
+            for event in new:
+                event.outlier = True
+            if new:
+                await self.events.persist_batch([(e, PersistPlan(state_group_before=None, add_extremity=False), {})
+                                                 for e in new], self.clock.time_ms())
+        return new
+
+    async def write_joined_room(self, join: Event, state_before: Mapping[StateKey, str],
+                                known: Mapping[str, Event]) -> None:
+        """Our first event in a room joined through another server: the join becomes the
+        room's only forward extremity and the state before it (from the resident server)
+        plus the join becomes the current state. The state's events are already stored."""
+        now = self.clock.time_ms()
+        version = join.room_version
+        await self.rooms.store_room(join.room_id, version.identifier, join.sender, False, now)
+        async with self.room_lock(join.room_id):
+            await self.wait_written(join.room_id)
+            stored = await self.rooms.get_room_head(join.room_id)
+            old_state = stored.current_state if stored is not None else {}
+            old_extremities = stored.extremities if stored is not None else []
+            state_after = {**state_before, join.state_tuple: join.event_id}
+            group = GroupRef()
+            plan = PersistPlan(state_group_before=None, state_after=state_after, group_after=group,
+                               current_state_updates={k: v for k, v in state_after.items() if old_state.get(k) != v},
+                               current_state_deletes=[k for k in old_state if k not in state_after],
+                               remove_extremities=list(old_extremities))
+            depth = max([join.depth] + [e.depth for e in known.values()])
+            head = RoomHead(join.room_id, version, [join.event_id], state_after, group, depth)
+            self.heads.forget(join.room_id)
+            done = self.enqueue(None, head, join, plan, {**known, join.event_id: join})
+        await done
 
     def enqueue(self, built_on: RoomHead | None, new_head: RoomHead, event: Event, plan: PersistPlan,
                 known: Mapping[str, Event]) -> defer.Deferred:

@@ -54,6 +54,8 @@ class SyncHandler:
     def __init__(self, clock, notifier, rooms, events, state, heads, writer, receipts, account_data, typing,
                  relations, unread):
         self._providers: list[SectionProvider] = []
+        # (room_id, user_id) -> the room preview of an invite from another server (federation sets it).
+        self.remote_invite_state = None
         self._unread = unread
         self._relations = relations
         self._clock = clock
@@ -310,6 +312,12 @@ class SyncHandler:
         head = await self._heads.get(plan.room_id)
         if head is None:
             return []
+        if not head.extremities and self.remote_invite_state is not None:
+            # An invite into a room on another server: the preview it sent along.
+            preview = await self.remote_invite_state(plan.room_id, plan.member_event.state_key
+                                                     if plan.member_event is not None else "")
+            if preview is not None:
+                return preview
         ids = [head.state[(t, "")] for t in STRIPPED_STATE_TYPES if (t, "") in head.state]
         if plan.member_event is not None:
             ids.append(plan.member_event.event_id)

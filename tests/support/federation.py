@@ -1,0 +1,154 @@
+"""Homeservers that federate with each other on loopback, in this process or in their own.
+
+Each server is named ``127.0.0.1:<federation port>`` (an IP literal with a port: no
+well-known or SRV lookups), listens with a self-signed certificate, accepts its peers'
+self-signed certificates and may connect to loopback.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+from urllib.parse import quote
+
+from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
+
+from homeserver.app import Homeserver
+from homeserver.config import load_config
+from tests.support.databases import TestDatabase
+from tests.support.server import HttpClient, write_config
+from tests.support.synapse import free_ports
+
+PASSWORD = "correct horse battery"
+
+
+def federation_settings(port: int, **federation: Any) -> dict:
+    return {
+        "instance": {"domain": f"127.0.0.1:{port}"},
+        "federation": {"enabled": True, "host": "127.0.0.1", "port": port, "insecure_destinations": ["*"],
+                       "ip_range_allowlist": ["127.0.0.1/32"], "retry_min_secs": 0.2, "retry_max_secs": 2.0,
+                       **federation},
+    }
+
+
+def path_id(identifier: str) -> str:
+    return quote(identifier, safe="")
+
+
+async def sleep(seconds: float) -> None:
+    await deferLater(reactor, seconds, lambda: None)
+
+
+class Peer:
+    """What tests do with one homeserver through its client API."""
+
+    client: HttpClient
+    server_name: str
+
+    def user_id(self, localpart: str) -> str:
+        return f"@{localpart}:{self.server_name}"
+
+    async def request(self, method: str, path: str, body: Any = None, **kwargs):
+        return await self.client.request(method, path, body, **kwargs)
+
+    async def register(self, localpart: str) -> str:
+        status, body = await self.request("POST", "/_matrix/client/v3/register",
+                                          {"username": localpart, "password": PASSWORD,
+                                           "auth": {"type": "m.login.dummy"}})
+        if status != 200:
+            raise AssertionError(f"register {localpart} on {self.server_name}: {status} {body}")
+        return body["access_token"]
+
+    async def create_room(self, token: str, **body) -> str:
+        status, answer = await self.request("POST", "/_matrix/client/v3/createRoom", body, token=token)
+        if status != 200:
+            raise AssertionError(f"createRoom: {status} {answer}")
+        return answer["room_id"]
+
+    async def join(self, token: str, room: str, via: list[str] | None = None):
+        query = [("via", v) for v in via or []]
+        path = "/_matrix/client/v3/join/" + path_id(room)
+        if query:
+            path += "?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in query)
+        return await self.request("POST", path, {}, token=token)
+
+    async def send_text(self, token: str, room_id: str, text: str, txn: str | None = None) -> str:
+        txn = txn or f"t{time.monotonic_ns()}"
+        status, body = await self.request(
+            "PUT", f"/_matrix/client/v3/rooms/{path_id(room_id)}/send/m.room.message/{txn}",
+            {"msgtype": "m.text", "body": text}, token=token)
+        if status != 200:
+            raise AssertionError(f"send on {self.server_name}: {status} {body}")
+        return body["event_id"]
+
+    async def messages(self, token: str, room_id: str, limit: int = 100) -> list[dict]:
+        status, body = await self.request(
+            "GET", f"/_matrix/client/v3/rooms/{path_id(room_id)}/messages?dir=b&limit={limit}", token=token)
+        if status != 200:
+            return []
+        return list(reversed(body.get("chunk", [])))
+
+    async def state(self, token: str, room_id: str) -> list[dict]:
+        status, body = await self.request("GET", f"/_matrix/client/v3/rooms/{path_id(room_id)}/state", token=token)
+        return body if status == 200 else []
+
+    async def wait_for(self, probe, timeout: float = 20.0, what: str = "condition"):
+        """Poll ``probe`` (async, returns a truthy value when done) until it holds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = await probe()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what} on {self.server_name}")
+            await sleep(0.05)
+
+    async def wait_for_event(self, token: str, room_id: str, event_id: str, timeout: float = 20.0) -> dict:
+        async def probe():
+            status, body = await self.request(
+                "GET", f"/_matrix/client/v3/rooms/{path_id(room_id)}/event/{path_id(event_id)}", token=token)
+            return body if status == 200 else None
+        return await self.wait_for(probe, timeout, f"event {event_id}")
+
+
+class InProcessPeer(Peer):
+    """A homeserver in this process (fast; most federation tests use these)."""
+
+    def __init__(self, tmpdir: str, engine: str = "sqlite", **federation: Any):
+        self.tmpdir = tmpdir
+        os.makedirs(tmpdir, exist_ok=True)
+        self.engine = engine
+        self.federation = federation
+        self.database = TestDatabase(engine, tmpdir)
+        self.port = free_ports(1)[0]
+        self.server_name = f"127.0.0.1:{self.port}"
+        self.hs: Homeserver | None = None
+
+    async def start(self) -> None:
+        path = write_config(self.tmpdir, self.database.url, federation_settings(self.port, **self.federation))
+        self.hs = Homeserver(load_config(path, environ={}), reactor)
+        await self.hs.start()
+        self.client = HttpClient(f"http://127.0.0.1:{self.hs.listening_port}")
+
+    async def stop(self) -> None:
+        if self.hs is not None:
+            await self.client.close()
+            await self.hs.stop()
+            self.hs = None
+
+    async def cleanup(self) -> None:
+        await self.stop()
+        self.database.drop()
+
+
+async def start_peers(testcase, count: int, engine: str = "sqlite", **federation: Any) -> list[InProcessPeer]:
+    peers = []
+    for index in range(count):
+        peer = InProcessPeer(os.path.join(os.path.abspath(testcase.mktemp()), f"hs{index}"), engine, **federation)
+        testcase.addCleanup(lambda p=peer: defer.ensureDeferred(p.cleanup()))
+        peers.append(peer)
+    for peer in peers:
+        await peer.start()
+    return peers

@@ -1,0 +1,88 @@
+"""Rooms across homeservers: joins, messages, invites, bans, leaves over real federation
+(TLS listeners on loopback, signed requests, both database engines)."""
+
+from __future__ import annotations
+
+from twisted.trial import unittest
+
+from tests.support.federation import path_id, start_peers
+from tests.support.server import inline
+
+
+class TwoServerRoomTests(unittest.TestCase):
+    engine = "sqlite"
+    timeout = 120
+
+    @inline
+    async def setUp(self):
+        self.a, self.b = await start_peers(self, 2, self.engine)
+        self.alice = await self.a.register("alice")
+        self.bob = await self.b.register("bob")
+
+    @inline
+    async def test_join_and_talk_both_ways(self):
+        room_id = await self.a.create_room(self.alice, preset="public_chat", name="Lobby")
+        status, body = await self.b.join(self.bob, room_id, via=[self.a.server_name])
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["room_id"], room_id)
+
+        # The join reached the resident: bob is a member there.
+        async def bob_joined_on_a():
+            state = await self.a.state(self.alice, room_id)
+            return any(e["type"] == "m.room.member" and e["state_key"] == self.b.user_id("bob")
+                       and e["content"]["membership"] == "join" for e in state)
+        await self.a.wait_for(bob_joined_on_a, what="bob's join")
+
+        from_bob = await self.b.send_text(self.bob, room_id, "hello from b")
+        event = await self.a.wait_for_event(self.alice, room_id, from_bob)
+        self.assertEqual(event["content"]["body"], "hello from b")
+        self.assertEqual(event["sender"], self.b.user_id("bob"))
+
+        from_alice = await self.a.send_text(self.alice, room_id, "hello from a")
+        event = await self.b.wait_for_event(self.bob, room_id, from_alice)
+        self.assertEqual(event["content"]["body"], "hello from a")
+
+        # B holds the room's name from the state it got on joining.
+        status, name = await self.b.request("GET", f"/_matrix/client/v3/rooms/{path_id(room_id)}/state/m.room.name",
+                                            token=self.bob)
+        self.assertEqual((status, name), (200, {"name": "Lobby"}))
+
+    @inline
+    async def test_invite_across_servers_then_ban(self):
+        room_id = await self.a.create_room(self.alice, preset="private_chat")
+        bob_id = self.b.user_id("bob")
+        status, body = await self.a.request("POST", f"/_matrix/client/v3/rooms/{path_id(room_id)}/invite",
+                                            {"user_id": bob_id}, token=self.alice)
+        self.assertEqual(status, 200, body)
+
+        async def invited():
+            status, body = await self.b.request("GET", "/_matrix/client/v3/sync?timeout=0", token=self.bob)
+            return body["rooms"]["invite"].get(room_id) if status == 200 else None
+        invite = await self.b.wait_for(invited, what="the invite in bob's sync")
+        types = {e["type"] for e in invite["invite_state"]["events"]}
+        self.assertIn("m.room.member", types)
+        self.assertIn("m.room.create", types)
+
+        status, body = await self.b.join(self.bob, room_id)
+        self.assertEqual(status, 200, body)
+        message = await self.b.send_text(self.bob, room_id, "thanks for the invite")
+        await self.a.wait_for_event(self.alice, room_id, message)
+
+        status, body = await self.a.request("POST", f"/_matrix/client/v3/rooms/{path_id(room_id)}/ban",
+                                            {"user_id": bob_id, "reason": "spam"}, token=self.alice)
+        self.assertEqual(status, 200, body)
+
+        async def banned_on_b():
+            status, body = await self.b.request(
+                "GET", f"/_matrix/client/v3/rooms/{path_id(room_id)}/state/m.room.member/{path_id(bob_id)}",
+                token=self.bob)
+            return status == 200 and body.get("membership") == "ban"
+        await self.b.wait_for(banned_on_b, what="the ban on b")
+        status, body = await self.b.request(
+            "PUT", f"/_matrix/client/v3/rooms/{path_id(room_id)}/send/m.room.message/after-ban",
+            {"msgtype": "m.text", "body": "still here?"}, token=self.bob)
+        self.assertEqual(status, 403, body)
+
+
+class TwoServerRoomPostgresTests(TwoServerRoomTests):
+    engine = "postgres"
