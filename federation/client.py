@@ -272,10 +272,14 @@ def _http_error(status: int, content: bytes) -> FederationHttpError:
 # -- the client ---------------------------------------------------------------------------
 
 class FederationClient:
+    """Signed requests to other homeservers. ``config`` is the ``federation`` config
+    section; only ``verify_certificates``, ``insecure_destinations``,
+    ``ip_range_denylist`` and ``ip_range_allowlist`` are read. ``resolver`` (public as
+    ``self.resolver``) defaults to one whose well-known lookups connect as this client."""
+
     def __init__(self, reactor, clock, server_name: str, signing_key, config,
                  resolver: ServerResolver | None = None):
         self._reactor = reactor
-        self._clock = clock
         self._server_name = server_name
         self._signing_key = signing_key
         self._verify_certificates = bool(config.verify_certificates)
@@ -284,12 +288,15 @@ class FederationClient:
                                       self._tls_for)
         self._pool = HTTPConnectionPool(reactor, persistent=True)
         self._pool.maxPersistentPerHost = 5
-        if resolver is None:
-            well_known_agent = Agent.usingEndpointFactory(reactor, _HttpsEndpoints(connector), self._pool)
-            resolver = ServerResolver(reactor, clock,
-                                      fetch_well_known=HttpsWellKnownFetcher(reactor, agent=well_known_agent))
-        self._resolver = resolver
-        self._agent = Agent.usingEndpointFactory(reactor, _FederationEndpoints(resolver, connector), self._pool)
+        self._well_known_agent = Agent.usingEndpointFactory(reactor, _HttpsEndpoints(connector), self._pool)
+        self.resolver = resolver or ServerResolver(reactor, clock, fetch_well_known=self.well_known_fetcher())
+        self._agent = Agent.usingEndpointFactory(reactor, _FederationEndpoints(self.resolver, connector),
+                                                 self._pool)
+
+    def well_known_fetcher(self) -> HttpsWellKnownFetcher:
+        """A ``.well-known`` fetcher that connects as this client does: the same IP
+        filter, certificate policy and pool (the default resolver uses one)."""
+        return HttpsWellKnownFetcher(self._reactor, agent=self._well_known_agent)
 
     def _tls_for(self, destination: str, name: str):
         """The TLS client settings for ``destination``, checking ``name`` (a hostname or IP)."""
@@ -372,7 +379,7 @@ class FederationClient:
     async def _exchange(self, method: str, destination: str, uri: str, body: Any,
                         max_bytes: int) -> tuple[int, Headers, bytes]:
         try:
-            resolved = await self._resolver.resolve(destination)
+            resolved = await self.resolver.resolve(destination)
         except ValueError as error:
             raise FederationUnreachable(destination, f"invalid server name: {error}") from None
         authorization = authorization_header(method, uri, self._server_name, destination,

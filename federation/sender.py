@@ -105,7 +105,7 @@ class FederationSender:
             return
         queue = self._queues.get(destination)
         if queue is None:
-            d = defer.ensureDeferred(self._ensure_destination(destination, self._hs.notifier.events_position()))
+            d = defer.ensureDeferred(self._ensure_destination(destination, self._hs.notifier.events_position))
             d.addCallback(lambda q: self._queue_edu(q, edu_type, content))
             d.addErrback(lambda failure: log.failure("queueing an EDU failed", failure))
             return

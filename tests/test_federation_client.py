@@ -217,6 +217,23 @@ class FederationClientTests(unittest.TestCase):
         self.assertEqual(seen.headers["host"], [destination])
         self.assert_signed(seen, destination=destination)
 
+    @inline
+    async def test_well_known_lookups_connect_like_the_client(self):
+        well_known = Recorder()
+        well_known.answer("/.well-known/matrix/server", 200, {"m.server": "matrix.localhost:4444"})
+        listener = TlsTestServer(self, well_known, cert_name="localhost")
+        url = f"https://localhost:{listener.port}/.well-known/matrix/server"
+        answer = await self.make_client(insecure_destinations=["localhost"]).well_known_fetcher()(url)
+        self.assertEqual(json.loads(answer.body), {"m.server": "matrix.localhost:4444"})
+        self.assertNotIn("authorization", well_known.seen[0].headers)
+        with self.assertRaises(DestinationDenied):
+            await self.make_client(ip_range_allowlist=[], insecure_destinations=["localhost"]) \
+                .well_known_fetcher()(url)
+        with self.assertRaises(Exception) as raised:
+            await self.make_client(insecure_destinations=[]).well_known_fetcher()(url)
+        self.assertIn("certificate verify failed", str(raised.exception))
+        self.assertEqual(len(well_known.seen), 1)
+
     # -- failures -------------------------------------------------------------------------
 
     @inline

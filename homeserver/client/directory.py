@@ -14,14 +14,28 @@ def _check_alias(alias: str, server_name: str) -> None:
         raise invalid_param("Room aliases of other servers cannot be managed here")
 
 
+async def servers_in_room(hs, room_id: str) -> list[str]:
+    """Servers with a joined member in the room, this one first (it holds the alias)."""
+    server_name = hs.config.server_name
+    members = await hs.rooms.get_members(room_id)
+    others = sorted({user_id.split(":", 1)[1] for user_id, (membership, _) in members.items()
+                     if membership == "join" and ":" in user_id} - {server_name})
+    return [server_name, *others]
+
+
 def register_routes(router: Router, hs) -> None:
     server_name = hs.config.server_name
 
     async def get_alias(request, alias):
         found = await hs.rooms.get_alias(alias)
         if found is None:
+            # An alias of another server is asked of it (federation query/directory).
+            if alias.startswith("#") and ":" in alias and alias.split(":", 1)[1] != server_name \
+                    and getattr(hs.membership, "remote", None) is not None:
+                room_id, servers = await hs.membership.resolve_room_and_servers(alias)
+                return 200, {"room_id": room_id, "servers": list(dict.fromkeys(servers))}
             raise not_found(f"Room alias {alias} not found")
-        return 200, {"room_id": found[0], "servers": [server_name]}
+        return 200, {"room_id": found[0], "servers": await servers_in_room(hs, found[0])}
 
     async def put_alias(request, alias):
         requester = await hs.auth.authenticate(request)

@@ -14,7 +14,7 @@ from homeserver.handlers.public_rooms import PublicRoomsHandler
 from homeserver.handlers.search import DiscoveryFollower, SearchHandler
 from homeserver.handlers.user_directory import DEFAULT_LIMIT as USER_DIRECTORY_LIMIT
 from homeserver.handlers.user_directory import UserDirectoryHandler
-from homeserver.http.errors import MatrixError, invalid_param
+from homeserver.http.errors import invalid_param
 from homeserver.http.request import field, parse_json_object, query_bool, query_int, query_str
 from homeserver.http.router import CLIENT_PREFIX, CLIENT_V1_PREFIX, Router
 from storage.stores.directory import DirectoryStore
@@ -36,31 +36,29 @@ def _wire(hs) -> None:
 
 def register_routes(router: Router, hs) -> None:
     _wire(hs)
-    server_name = hs.config.server_name
-
-    def check_server(server: str | None) -> None:
-        if server is not None and server != server_name:
-            raise MatrixError(404, "M_NOT_FOUND", "Room directories of other servers need federation, "
-                                                  "which is not enabled")
-
     async def get_public_rooms(request):
-        check_server(query_str(request, "server"))
+        server = query_str(request, "server")
+        if server is not None and server != hs.config.server_name:
+            # Another server's directory is asked of it over federation: only for users
+            # of this server (anyone else could make it send requests for them).
+            await hs.auth.authenticate(request)
         return 200, await hs.public_rooms.list_rooms(limit=query_int(request, "limit", None, minimum=0),
-                                                     since=query_str(request, "since"))
+                                                     since=query_str(request, "since"), server=server)
 
     async def post_public_rooms(request):
         await hs.auth.authenticate(request)
-        check_server(query_str(request, "server"))
         body = parse_json_object(request, allow_empty=True)
         filter_body = field(body, "filter", dict, None, nullable=True) or {}
         search_term = field(filter_body, "generic_search_term", str, None, nullable=True)
         third_party = None
-        if not field(body, "include_all_networks", bool, False):
+        include_all_networks = field(body, "include_all_networks", bool, False)
+        if not include_all_networks:
             third_party = field(body, "third_party_instance_id", str, None, nullable=True)
         return 200, await hs.public_rooms.list_rooms(
             limit=field(body, "limit", int, None, nullable=True), since=field(body, "since", str, None, nullable=True),
             search_term=search_term, room_types=filter_body.get("room_types"),
-            third_party_instance_id=third_party)
+            third_party_instance_id=third_party, server=query_str(request, "server"),
+            include_all_networks=include_all_networks)
 
     async def get_room_visibility(request, room_id):
         return 200, {"visibility": await hs.public_rooms.get_visibility(room_id)}

@@ -30,7 +30,8 @@ def _token(request, name: str, required: bool) -> StreamToken | None:
 
 
 def register_routes(router: Router, hs) -> None:
-    hs.e2e_keys = E2EKeysHandler(hs.config.server_name, hs.clock, hs.notifier, E2EKeysStore(hs.db), hs.rooms)
+    hs.e2e_keys = E2EKeysHandler(hs.config.server_name, hs.clock, hs.notifier, E2EKeysStore(hs.db), hs.rooms,
+                                 federation=getattr(hs, "federation_e2e", None))
     hs.to_device = ToDeviceHandler(hs.config.server_name, hs.clock, hs.notifier, ToDeviceStore(hs.db),
                                    hs.e2e_keys.load_stream_positions)
     hs.sync.add_section_provider(hs.e2e_keys.sync_section)

@@ -47,6 +47,10 @@ def _required_int(request, name: str) -> int:
 
 def register_routes(router: Router, hs) -> None:
     repo = MediaRepository(hs.config, hs.db, hs.clock, hs.ratelimiter)
+    # With federation, other servers' media is fetched from them (homeserver.media.remote).
+    remote_source = getattr(hs, "remote_media_source", None)
+    if remote_source is not None:
+        repo.remote = remote_source(repo.storage)
     hs.media_repository = repo
 
     # --- upload ----------------------------------------------------------------------

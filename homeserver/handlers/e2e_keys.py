@@ -6,25 +6,33 @@ specification asks it to check: device keys belong to the uploading device, and
 cross-signing keys and signatures are signed by the key that should sign them (ed25519
 verification with signedjson, as for server keys).
 
-Users of other servers come with federation; for now their part of a query or claim is
-answered in ``failures``.
+Users of other servers are asked through ``federation`` (``federation.e2e``), one
+request per server, in parallel; a server that fails is listed in ``failures``. Without
+federation, their part of a query or claim is answered in ``failures``.
 """
 
 from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
+from twisted.internet import defer
+from twisted.logger import Logger
 from signedjson.key import decode_verify_key_base64
 from signedjson.sign import verify_signed_json
 
 from homeserver.http.errors import MatrixError, forbidden, invalid_param
 from homeserver.http.request import field
 from homeserver.notifier import StreamToken
-from storage.stores.e2e_keys import E2EKeysStore, KeyConflict, SignatureRow
+from storage.stores.e2e_keys import E2EKeysStore, KeyConflict, SignatureRow, add_device_list_change_txn
+
+log = Logger(namespace="drocsid.e2e_keys")
 
 # Element (and Synapse) expect this algorithm to be listed even at zero.
 DEFAULT_ONE_TIME_KEY_ALGORITHM = "signed_curve25519"
-REMOTE_FAILURE = {"status": 503, "message": "Federation is not available on this server yet"}
+REMOTE_FAILURE = {"status": 503, "message": "Federation is not enabled on this server"}
+# How long a /keys/query or /keys/claim waits for other servers by default (its "timeout").
+DEFAULT_REMOTE_TIMEOUT_MS = 10_000
+MAX_REMOTE_TIMEOUT_MS = 60_000
 _USAGE_FIELDS = (("master_key", "master"), ("self_signing_key", "self_signing"),
                  ("user_signing_key", "user_signing"))
 
@@ -120,13 +128,34 @@ def _public_value(key: dict, public_key: str) -> Any:
     return keys.get(f"ed25519:{public_key}") if isinstance(keys, dict) else None
 
 
+def _remote_timeout(body: dict) -> float:
+    """The request's ``timeout`` (ms) for other servers, in seconds."""
+    timeout = body.get("timeout")
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0:
+        timeout = DEFAULT_REMOTE_TIMEOUT_MS
+    return min(timeout, MAX_REMOTE_TIMEOUT_MS) / 1000
+
+
+def _failure(error: Exception) -> dict:
+    status = getattr(error, "status", None)
+    failure: dict[str, Any] = {"status": status if isinstance(status, int) else 503,
+                               "message": str(error) or type(error).__name__}
+    errcode = getattr(error, "errcode", None)
+    if isinstance(errcode, str):
+        failure["errcode"] = errcode
+    return failure
+
+
 class E2EKeysHandler:
-    def __init__(self, server_name: str, clock, notifier, store: E2EKeysStore, rooms):
+    def __init__(self, server_name: str, clock, notifier, store: E2EKeysStore, rooms, federation=None):
         self._server_name = server_name
         self._clock = clock
         self._notifier = notifier
         self._store = store
         self._rooms = rooms
+        # federation.e2e.FederationE2E when federation is enabled: asks other servers and
+        # tells them of our users' device-list changes.
+        self.federation = federation
         self._positions_loaded = False
 
     def is_local(self, user_id: str) -> bool:
@@ -173,6 +202,7 @@ class E2EKeysHandler:
     async def query_keys(self, requester_id: str, body: dict) -> dict:
         wanted = field(body, "device_keys", dict)
         local: dict[str, list[str]] = {}
+        remote: dict[str, dict[str, list[str]]] = {}
         failures: dict[str, dict] = {}
         for user_id, device_ids in wanted.items():
             if not isinstance(device_ids, list) or not all(isinstance(d, str) for d in device_ids):
@@ -182,8 +212,10 @@ class E2EKeysHandler:
                 continue
             if server == self._server_name:
                 local[user_id] = device_ids
-            else:
+            elif self.federation is None:
                 failures[server] = dict(REMOTE_FAILURE)
+            else:
+                remote.setdefault(server, {})[user_id] = device_ids
         found = await self._store.query_keys(requester_id, local)
         answer: dict[str, Any] = {"device_keys": {}, "failures": failures, "master_keys": {},
                                   "self_signing_keys": {}, "user_signing_keys": {}}
@@ -195,13 +227,44 @@ class E2EKeysHandler:
                 answer["self_signing_keys"][user_id] = entry["self_signing"]
             if "user_signing" in entry and user_id == requester_id:
                 answer["user_signing_keys"][user_id] = entry["user_signing"]
+        timeout = _remote_timeout(body)
+        for server, result in (await self._ask_servers(remote, self.federation.query_keys, timeout)
+                               if remote else {}).items():
+            if isinstance(result, Exception):
+                failures[server] = _failure(result)
+                continue
+            asked = remote[server]
+            for name in ("device_keys", "master_keys", "self_signing_keys"):
+                entries = result.get(name)
+                if not isinstance(entries, dict):
+                    continue
+                for user_id, value in entries.items():
+                    if user_id in asked and isinstance(value, dict):
+                        answer[name][user_id] = value
         return answer
+
+    async def _ask_servers(self, requests: dict[str, dict], ask, timeout: float) -> dict[str, Any]:
+        """``ask(server, request, timeout)`` for every server at once: server -> its
+        answer (a dict) or the exception it ended with."""
+        async def one(server: str, request: dict) -> tuple[str, Any]:
+            try:
+                result = await ask(server, request, timeout)
+            except Exception as error:
+                log.info("asking {server} for keys failed: {error}", server=server, error=str(error))
+                return server, error
+            if not isinstance(result, dict):
+                return server, ValueError("the answer is not a JSON object")
+            return server, result
+        results = await defer.gatherResults([defer.ensureDeferred(one(server, request))
+                                             for server, request in requests.items()], consumeErrors=True)
+        return dict(results)
 
     # -- /keys/claim --------------------------------------------------------------------
 
     async def claim_keys(self, body: dict) -> dict:
         wanted = field(body, "one_time_keys", dict)
         claims: list[tuple[str, str, str]] = []
+        remote: dict[str, dict[str, dict[str, str]]] = {}
         failures: dict[str, dict] = {}
         for user_id, devices in wanted.items():
             if not isinstance(devices, dict) or not all(isinstance(a, str) for a in devices.values()):
@@ -210,11 +273,68 @@ class E2EKeysHandler:
             if server is None:
                 continue
             if server != self._server_name:
-                failures[server] = dict(REMOTE_FAILURE)
+                if self.federation is None:
+                    failures[server] = dict(REMOTE_FAILURE)
+                else:
+                    remote.setdefault(server, {})[user_id] = devices
                 continue
             claims += [(user_id, device_id, algorithm) for device_id, algorithm in devices.items()]
         claimed = await self._store.claim_keys(claims)
+        timeout = _remote_timeout(body)
+        for server, result in (await self._ask_servers(remote, self.federation.claim_keys, timeout)
+                               if remote else {}).items():
+            if isinstance(result, Exception):
+                failures[server] = _failure(result)
+                continue
+            keys = result.get("one_time_keys")
+            if not isinstance(keys, dict):
+                continue
+            for user_id, devices in keys.items():
+                if user_id in remote[server] and isinstance(devices, dict):
+                    claimed[user_id] = devices
         return {"one_time_keys": claimed, "failures": failures}
+
+    # -- asked by other servers -----------------------------------------------------------
+
+    async def query_local_keys_for_server(self, wanted: dict[str, list[str]]) -> dict:
+        """Federation ``user/keys/query``: keys of our users, with the signatures their
+        own keys made (never the user-signing key, nor signatures by other users)."""
+        local = {u: d for u, d in wanted.items() if self.is_local(u)}
+        # No requester: only signatures by the key's own user are visible.
+        found = await self._store.query_keys("", local)
+        answer: dict[str, Any] = {"device_keys": {}, "master_keys": {}, "self_signing_keys": {}}
+        for user_id, entry in found.items():
+            answer["device_keys"][user_id] = {d: self._for_federation(k) for d, k in entry["devices"].items()}
+            if "master" in entry:
+                answer["master_keys"][user_id] = entry["master"]
+            if "self_signing" in entry:
+                answer["self_signing_keys"][user_id] = entry["self_signing"]
+        return answer
+
+    @staticmethod
+    def _for_federation(keys: dict) -> dict:
+        # Device names stay on this server (as Synapse's default does): they often say
+        # where someone is or what they use.
+        unsigned = keys.get("unsigned")
+        if isinstance(unsigned, dict) and "device_display_name" in unsigned:
+            keys = dict(keys)
+            keys["unsigned"] = {k: v for k, v in unsigned.items() if k != "device_display_name"}
+        return keys
+
+    async def claim_local_keys_for_server(self, wanted: dict[str, dict[str, str]]) -> dict:
+        """Federation ``user/keys/claim``: one-time (or fallback) keys of our users."""
+        claims = [(user_id, device_id, algorithm) for user_id, devices in wanted.items() if self.is_local(user_id)
+                  for device_id, algorithm in devices.items()]
+        return {"one_time_keys": await self._store.claim_keys(claims)}
+
+    async def record_remote_change(self, user_id: str, device_ids: list[str | None]) -> None:
+        """Another server told us its user's devices or cross-signing keys changed: a
+        change in the device_lists stream, so our users who share a room with them see
+        the user in /sync ``device_lists.changed`` and query their keys again."""
+        await self.load_stream_positions()
+        stream_id = await self._store.db.run_interaction("remote_device_list_change", add_device_list_change_txn,
+                                                         user_id, device_ids)
+        await self.notify_device_list_change(user_id, stream_id)
 
     # -- /keys/changes ------------------------------------------------------------------
 
@@ -371,13 +491,16 @@ class E2EKeysHandler:
 
     async def notify_device_list_change(self, user_id: str, stream_id: int,
                                         notify_only: str | None = None) -> None:
-        """Wake the /sync of whoever should hear of a device-list change."""
+        """Wake the /sync of whoever should hear of a device-list change, and tell the
+        servers that share a room with one of our users."""
         if notify_only is not None:
             self._notifier.on_user_stream("device_lists", stream_id, notify_only)
             return
         self._notifier.on_user_stream("device_lists", stream_id, user_id)
         for room_id in await self._rooms.get_rooms_for_user(user_id):
             self._notifier.on_room_stream("device_lists", stream_id, room_id)
+        if self.federation is not None and self.is_local(user_id):
+            self.federation.local_device_list_changed(user_id, stream_id)
 
     # -- /sync --------------------------------------------------------------------------
 

@@ -114,6 +114,11 @@ class EventIngester:
             state_after = {**state_before, event.state_tuple: event.event_id}
             group_after = GroupRef()
             plan.state_after, plan.group_after = state_after, group_after
+        elif group_before is None:
+            # The state before came from a resolution no group holds: store it, so the
+            # state at this event (and after it) can be read back and served.
+            group_after = GroupRef()
+            plan.state_after, plan.group_after = state_before, group_after
 
         new_extremities = head.extremities
         new_state = head.state

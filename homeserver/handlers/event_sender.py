@@ -168,5 +168,9 @@ class EventSender:
             group_after = GroupRef()
             plan.state_after, plan.group_after = state_after, group_after
             plan.current_state_updates = {event.state_tuple: event.event_id}
+        elif group_after is None:
+            # The head's state came from a resolution no group holds yet: store it now.
+            group_after = GroupRef()
+            plan.state_after, plan.group_after = state_before, group_after
         new_head = RoomHead(head.room_id, head.version, [event.event_id], state_after, group_after, event.depth)
         return self._writer.enqueue(head, new_head, event, plan, {event.event_id: event})

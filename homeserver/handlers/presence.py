@@ -4,16 +4,29 @@
 "invisible" users set ``offline`` themselves; Drocsid's do-not-disturb travels as
 ``unavailable`` with ``status_msg`` (DESIGN.md §2). Changes are stored (a stream row)
 and wake the /sync of everyone who shares a room with the user.
+
+A local user's changes are also told to the listeners (federation sends them to the
+servers sharing a room); other servers' users' presence is stored through
+``apply_remote``.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
+from twisted.logger import Logger
+
 from homeserver.http.errors import MatrixError
+from storage.stores.presence import PresenceRow
+
+log = Logger()
 
 STATES = ("online", "unavailable", "offline")
 MAX_STATUS_MSG = 1000
 # A sync that says "online" refreshes last_active at most this often (no write per sync).
 REFRESH_MS = 60_000
+
+PresenceListener = Callable[[str, dict], None]  # (user_id, content as a presence event shows it)
 
 
 class PresenceHandler:
@@ -23,6 +36,11 @@ class PresenceHandler:
         self._rooms = rooms
         self._notifier = notifier
         self._current: dict[str, tuple[str, str | None, int]] = {}
+        self._listeners: list[PresenceListener] = []
+
+    def add_listener(self, listener: PresenceListener) -> None:
+        """Called for every stored presence change of a local user (refreshes included)."""
+        self._listeners.append(listener)
 
     async def set_state(self, user_id: str, state: str, status_msg: str | None = None,
                         keep_status: bool = False) -> None:
@@ -39,6 +57,25 @@ class PresenceHandler:
             return
         self._current[user_id] = (state, status_msg, now)
         stream_id = await self._store.put(user_id, state, status_msg, now)
+        await self._notify(user_id, stream_id)
+        content = self._content(PresenceRow(user_id, state, status_msg, now, stream_id))
+        for listener in self._listeners:
+            try:
+                listener(user_id, content)
+            except Exception:
+                log.failure("presence listener failed")
+
+    async def apply_remote(self, user_id: str, state: str, status_msg: str | None, last_active_ts: int) -> None:
+        """Presence of another server's user (checked by the caller): stored and shown to
+        those who share a room, not told to the listeners."""
+        if state not in STATES:
+            raise MatrixError(400, "M_INVALID_PARAM", f"presence must be one of {', '.join(STATES)}")
+        if status_msg is not None and len(status_msg) > MAX_STATUS_MSG:
+            status_msg = status_msg[:MAX_STATUS_MSG]
+        stream_id = await self._store.put(user_id, state, status_msg, min(last_active_ts, self._clock.time_ms()))
+        await self._notify(user_id, stream_id)
+
+    async def _notify(self, user_id: str, stream_id: int) -> None:
         self._notifier.on_user_stream("presence", stream_id, user_id)
         for room_id in await self._rooms.get_rooms_for_user(user_id):
             self._notifier.on_room_stream("presence", stream_id, room_id)

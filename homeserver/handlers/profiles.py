@@ -2,6 +2,9 @@
 
 Changing either sends a new m.room.member event (membership unchanged) into every room
 the user is in, so other members and other servers see the new name.
+
+Profiles of other servers' users are asked of their server (federation
+``query/profile``) through ``remote``, set when federation is enabled.
 """
 
 from __future__ import annotations
@@ -25,10 +28,22 @@ class ProfileHandler:
         self._heads = heads
         self._writer = writer
         self._sender = sender
+        # async (user_id) -> profile dict of a user of another server (federation.queries).
+        self.remote = None
+
+    def is_local(self, user_id: str) -> bool:
+        return user_id.endswith(":" + self._server_name)
 
     async def get_profile(self, user_id: str) -> dict:
-        if not user_id.endswith(":" + self._server_name):
-            raise not_found("Profiles of other servers need federation")
+        if not self.is_local(user_id):
+            if self.remote is None:
+                raise not_found("Profiles of other servers need federation")
+            return await self.remote(user_id)
+        return await self.get_local_profile(user_id)
+
+    async def get_local_profile(self, user_id: str) -> dict:
+        if not self.is_local(user_id):
+            raise not_found("Not a user of this server")
         if not await self._users.user_exists(user_id):
             raise not_found("Profile not found")
         stored = await self._profiles.get(user_id)
@@ -43,9 +58,10 @@ class ProfileHandler:
         return body
 
     async def member_content(self, user_id: str) -> dict:
-        """The profile fields that go into a join event of ours."""
+        """The profile fields that go into a membership event of ours (none for users of
+        other servers: their server fills them in)."""
         try:
-            return await self.get_profile(user_id)
+            return await self.get_local_profile(user_id)
         except MatrixError:
             return {}
 

@@ -5,6 +5,10 @@ A room is listed once published (``rooms.is_public``: createRoom with visibility
 state on every request. Rooms are ordered by joined members (most first), then room
 ID; pagination tokens are offsets into that order, so a client repeats the same filter
 with each token.
+
+The directory of another server (``server=``) is asked of that server over federation
+(``/_matrix/federation/v1/publicRooms``: GET, or POST when there is a filter) and
+answered as it comes.
 """
 
 from __future__ import annotations
@@ -40,6 +44,16 @@ def _parse_room_types(raw: Any) -> list[str | None] | None:
     return raw
 
 
+def remote_error(server: str, error: Exception) -> MatrixError:
+    """The client's error for a failed request to another server: its own 4xx answers
+    pass through, anything else is a 502."""
+    status = getattr(error, "status", None)
+    errcode = getattr(error, "errcode", None)
+    if isinstance(status, int) and 400 <= status < 500 and status != 429 and errcode:
+        return MatrixError(status, errcode, f"{server}: {getattr(error, 'message', '') or error}")
+    return MatrixError(502, "M_UNKNOWN", f"Could not get an answer from {server}: {error}")
+
+
 class PublicRoomsHandler:
     def __init__(self, hs, store: DirectoryStore):
         self._hs = hs
@@ -47,9 +61,13 @@ class PublicRoomsHandler:
 
     async def list_rooms(self, *, limit: int | None = None, since: str | None = None,
                          search_term: str | None = None, room_types: Any = None,
-                         third_party_instance_id: str | None = None) -> dict:
+                         third_party_instance_id: str | None = None, server: str | None = None,
+                         include_all_networks: bool = False) -> dict:
         if limit is not None and limit < 0:
             raise invalid_param("'limit' must not be negative")
+        if server is not None and server != self._hs.config.server_name:
+            return await self._remote_rooms(server, limit, since, search_term, room_types,
+                                            third_party_instance_id, include_all_networks)
         offset = _parse_since(since)
         types = _parse_room_types(room_types)
         if third_party_instance_id is not None:
@@ -70,6 +88,51 @@ class PublicRoomsHandler:
         if offset > 0:
             body["prev_batch"] = f"o{max(0, offset - page_size)}"
         return body
+
+    async def _remote_rooms(self, server: str, limit: int | None, since: str | None, search_term: str | None,
+                            room_types: Any, third_party_instance_id: str | None,
+                            include_all_networks: bool) -> dict:
+        client = getattr(self._hs, "federation_client", None)
+        if client is None:
+            raise MatrixError(404, "M_NOT_FOUND", "Room directories of other servers need federation, "
+                                                  "which is not enabled")
+        path = "/_matrix/federation/v1/publicRooms"
+        try:
+            if search_term or room_types is not None:
+                body: dict[str, Any] = {"include_all_networks": include_all_networks}
+                if limit is not None:
+                    body["limit"] = limit
+                if since is not None:
+                    body["since"] = since
+                if third_party_instance_id is not None:
+                    body["third_party_instance_id"] = third_party_instance_id
+                filter_body: dict[str, Any] = {}
+                if search_term:
+                    filter_body["generic_search_term"] = search_term
+                if room_types is not None:
+                    filter_body["room_types"] = _parse_room_types(room_types)
+                body["filter"] = filter_body
+                answer = await client.post_json(server, path, body, timeout=30)
+            else:
+                query: dict[str, Any] = {"include_all_networks": include_all_networks}
+                if limit is not None:
+                    query["limit"] = limit
+                if since is not None:
+                    query["since"] = since
+                if third_party_instance_id is not None:
+                    query["third_party_instance_id"] = third_party_instance_id
+                answer = await client.get_json(server, path, query=query, timeout=30)
+        except Exception as error:
+            raise remote_error(server, error) from None
+        chunk = answer.get("chunk")
+        result: dict[str, Any] = {"chunk": [r for r in chunk if isinstance(r, dict)] if isinstance(chunk, list)
+                                  else []}
+        for name in ("next_batch", "prev_batch"):
+            if isinstance(answer.get(name), str):
+                result[name] = answer[name]
+        if isinstance(answer.get("total_room_count_estimate"), int):
+            result["total_room_count_estimate"] = answer["total_room_count_estimate"]
+        return result
 
     @staticmethod
     def _matches(summary: RoomSummary, term: str, aliases: list[str]) -> bool:

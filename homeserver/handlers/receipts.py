@@ -1,9 +1,21 @@
-"""Read receipts and account data: store, then tell the notifier who should hear of it."""
+"""Read receipts and account data: store, then tell the notifier who should hear of it.
+
+A local user's receipts are also told to the listeners (federation sends the public ones
+on); other servers' users' receipts are stored through ``apply_remote``.
+"""
 
 from __future__ import annotations
 
+from typing import Callable
+
+from twisted.logger import Logger
+
 from homeserver.http.errors import forbidden, not_found
 from storage.stores.receipts import Receipt
+
+log = Logger()
+
+ReceiptListener = Callable[[Receipt], None]
 
 
 class ReceiptsHandler:
@@ -14,6 +26,11 @@ class ReceiptsHandler:
         self._events = events
         self._notifier = notifier
         self._account_data = account_data_handler
+        self._listeners: list[ReceiptListener] = []
+
+    def add_listener(self, listener: ReceiptListener) -> None:
+        """Called with every receipt a local user stored (private ones too: the listener picks)."""
+        self._listeners.append(listener)
 
     async def mark(self, user_id: str, room_id: str, receipt_type: str, event_id: str, thread_id: str) -> None:
         if await self._membership.current_membership(room_id, user_id) != "join":
@@ -24,13 +41,24 @@ class ReceiptsHandler:
         if receipt_type == "m.fully_read":
             await self._account_data.put(user_id, room_id, "m.fully_read", {"event_id": event_id})
             return
-        stream_id = await self._receipts.put(Receipt(room_id, receipt_type, user_id, thread_id, event_id,
-                                                     self._clock.time_ms()))
+        receipt = Receipt(room_id, receipt_type, user_id, thread_id, event_id, self._clock.time_ms())
+        stream_id = await self._receipts.put(receipt)
         if receipt_type == "m.read.private":
             # Private receipts go to their owner only.
             self._notifier.on_user_stream("receipts", stream_id, user_id)
         else:
             self._notifier.on_room_stream("receipts", stream_id, room_id)
+        for listener in self._listeners:
+            try:
+                listener(receipt)
+            except Exception:
+                log.failure("receipt listener failed")
+
+    async def apply_remote(self, receipt: Receipt) -> None:
+        """A receipt of another server's user (checked by the caller): stored and shown
+        to the room, not told to the listeners."""
+        stream_id = await self._receipts.put(receipt)
+        self._notifier.on_room_stream("receipts", stream_id, receipt.room_id)
 
 
 class AccountDataHandler:

@@ -2,12 +2,14 @@
 the device's /sync delivers it in ``to_device.events`` and, once the device syncs with a
 token past it, it is deleted.
 
-Only local recipients for now: messages to other servers' users wait for federation
-(they are dropped, with a log line).
+Messages to other servers' users go, one ``m.direct_to_device`` EDU per server, through
+``remote_sender`` (set by federation; without it they are dropped, with a log line).
+Messages from other servers arrive through ``deliver_remote``.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Awaitable, Callable
 
 from twisted.logger import Logger
@@ -29,6 +31,8 @@ class ToDeviceHandler:
         self._notifier = notifier
         self._store = store
         self._load_stream_positions = load_stream_positions
+        # (destination server, m.direct_to_device EDU content): set when federating.
+        self.remote_sender: Callable[[str, dict], None] | None = None
 
     async def send(self, sender: str, sender_device: str, event_type: str, txn_id: str, body: dict) -> None:
         """Queue the messages of one /sendToDevice request; a repeated txn_id of the
@@ -36,7 +40,7 @@ class ToDeviceHandler:
         await self._load_stream_positions()
         messages = field(body, "messages", dict)
         local: list[tuple[str, str, dict]] = []
-        remote = 0
+        remote: dict[str, dict[str, dict[str, dict]]] = {}  # server -> user -> device -> content
         for user_id, devices in messages.items():
             if not isinstance(devices, dict):
                 raise invalid_param(f"'messages.{user_id}' must map device IDs to message contents")
@@ -47,10 +51,27 @@ class ToDeviceHandler:
                 if server == self._server_name:
                     local.append((user_id, device_id, content))
                 elif server is not None:
-                    remote += 1
-        if remote:
-            log.info("dropped {count} to-device messages for other servers (no federation yet)", count=remote)
+                    remote.setdefault(server, {}).setdefault(user_id, {})[device_id] = content
         positions = await self._store.send(sender, sender_device, txn_id, event_type, local, self._clock.time_ms())
+        for user_id, position in (positions or {}).items():
+            self._notifier.on_user_stream("to_device", position, user_id)
+        if positions is None or not remote:
+            return  # a repeated txn_id: the first request sent to the other servers
+        if self.remote_sender is None:
+            log.info("dropped to-device messages for {count} other servers (no federation)", count=len(remote))
+            return
+        message_id = secrets.token_urlsafe(12)
+        for server, by_user in remote.items():
+            self.remote_sender(server, {"sender": sender, "type": event_type, "message_id": message_id,
+                                        "messages": by_user})
+
+    async def deliver_remote(self, sender: str, event_type: str, message_id: str,
+                             messages: list[tuple[str, str, dict]]) -> None:
+        """Queue messages from another server's user (checked by the caller) for local
+        ``(user, device ID or '*', content)``; a repeated ``message_id`` of the sender
+        queues nothing again."""
+        await self._load_stream_positions()
+        positions = await self._store.send(sender, "", message_id, event_type, messages, self._clock.time_ms())
         for user_id, position in (positions or {}).items():
             self._notifier.on_user_stream("to_device", position, user_id)
 

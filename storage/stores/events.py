@@ -110,8 +110,10 @@ def _persist_one_txn(txn: Transaction, event: Event, plan: PersistPlan, received
 
     before = plan.state_group_before
     state_group = before.id if before is not None else None
-    if event.is_state() and not event.rejected and plan.state_after is not None:
-        delta = {event.state_tuple: event.event_id}
+    if plan.state_after is not None and plan.group_after is not None:
+        # A state event's new group, or (after a resolution across forks) a snapshot of
+        # the resolved state so that every event has the state at it stored.
+        delta = {event.state_tuple: event.event_id} if event.is_state() and not event.rejected else {}
         parent = before if before is not None and before.id is not None else None
         state_group, depth = insert_state_group_txn(txn, event.room_id, parent.id if parent else None,
                                                     parent.depth if parent else 0, delta, plan.state_after)

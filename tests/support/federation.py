@@ -24,9 +24,11 @@ from tests.support.synapse import free_ports
 PASSWORD = "correct horse battery"
 
 
-def federation_settings(port: int, **federation: Any) -> dict:
+def federation_settings(port: int, name_port: int | None = None, **federation: Any) -> dict:
+    """Settings of a server listening for federation on ``port``, named after
+    ``name_port`` (the same port, or a proxy's in front of it)."""
     return {
-        "instance": {"domain": f"127.0.0.1:{port}"},
+        "instance": {"domain": f"127.0.0.1:{name_port or port}"},
         "federation": {"enabled": True, "host": "127.0.0.1", "port": port, "insecure_destinations": ["*"],
                        "ip_range_allowlist": ["127.0.0.1/32"], "retry_min_secs": 0.2, "retry_max_secs": 2.0,
                        **federation},
@@ -116,18 +118,20 @@ class Peer:
 class InProcessPeer(Peer):
     """A homeserver in this process (fast; most federation tests use these)."""
 
-    def __init__(self, tmpdir: str, engine: str = "sqlite", **federation: Any):
+    def __init__(self, tmpdir: str, engine: str = "sqlite", name_port: int | None = None, **federation: Any):
         self.tmpdir = tmpdir
         os.makedirs(tmpdir, exist_ok=True)
         self.engine = engine
         self.federation = federation
         self.database = TestDatabase(engine, tmpdir)
         self.port = free_ports(1)[0]
-        self.server_name = f"127.0.0.1:{self.port}"
+        self.name_port = name_port or self.port
+        self.server_name = f"127.0.0.1:{self.name_port}"
         self.hs: Homeserver | None = None
 
     async def start(self) -> None:
-        path = write_config(self.tmpdir, self.database.url, federation_settings(self.port, **self.federation))
+        path = write_config(self.tmpdir, self.database.url,
+                            federation_settings(self.port, self.name_port, **self.federation))
         self.hs = Homeserver(load_config(path, environ={}), reactor)
         await self.hs.start()
         self.client = HttpClient(f"http://127.0.0.1:{self.hs.listening_port}")
