@@ -100,15 +100,6 @@ class FederationEdus:
         if destination == self._server_name:
             return
         sender = self._hs.federation_sender
-        queues = getattr(sender, "_queues", None)
-        if queues is not None and destination not in queues:
-            # FederationSender.send_edu cannot yet start a queue for a new destination
-            # (it calls the notifier's events_position property); starting it here puts
-            # the queue in place at once, so EDUs keep their order.
-            started = defer.ensureDeferred(
-                sender._ensure_destination(destination, self._hs.notifier.events_position))
-            started.addErrback(lambda failure: log.failure("adding destination {destination} failed", failure,
-                                                           destination=destination))
         sender.send_edu(destination, edu_type, content)
 
     def _background(self, name: str, coroutine) -> None:

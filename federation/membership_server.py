@@ -14,7 +14,7 @@ from homeserver.events.auth_rules import AuthError, check_auth, power_level_for,
 from homeserver.events.event import Event
 from homeserver.events.received import parse_received_pdu, server_name_of
 from homeserver.events.room_versions import UnsupportedRoomVersion, room_version
-from homeserver.events.signing import sign_event
+from homeserver.events.signing import countersign_event, sign_event
 from homeserver.events.validation import EventFormatError
 from homeserver.handlers.room_writer import CREATE_KEY
 from homeserver.http.errors import MatrixError, bad_json, forbidden, not_found
@@ -87,7 +87,10 @@ class MembershipServer:
                     "content": content, "prev_events": list(head.extremities[:20]), "auth_events": auth_ids,
                     "depth": head.max_depth + 1, "origin_server_ts": self._hs.clock.time_ms(), "origin": origin}
         # Would the rules allow it? Answer 403 now rather than on send_*.
-        probe = Event(dict(template), version, "$probe")
+        probe_pdu = dict(template)
+        # Signed by us, as the event will be when a restricted join comes back through here.
+        sign_event(version, probe_pdu, self._server_name, self._hs.signing_key)
+        probe = Event(probe_pdu, version, "$probe")
         state = await self._auth_state(head, keys)
         try:
             check_auth(version, probe, state)
@@ -161,13 +164,15 @@ class MembershipServer:
             raise bad_json(f"Expected an m.room.member event with membership {membership}")
         if event.state_key != event.sender or server_name_of(event.sender) != origin:
             raise forbidden("The event must be the requesting server's user's own membership")
+        authoriser = event.content.get("join_authorised_via_users_server")
+        if membership == "join" and isinstance(authoriser, str) and server_name_of(authoriser) == self._server_name:
+            # We vouched for this join in make_join: our signature is part of its proof.
+            pdu = dict(pdu)
+            countersign_event(head.version, pdu, self._server_name, self._hs.signing_key)
         try:
             event = await self._pdus.check_pdu(head.version, pdu, room_id)
         except PduRefused as refused:
             raise forbidden(str(refused)) from None
-        authoriser = event.content.get("join_authorised_via_users_server")
-        if membership == "join" and isinstance(authoriser, str) and server_name_of(authoriser) == self._server_name:
-            sign_event(head.version, event.pdu, self._server_name, self._hs.signing_key)
         await self._relay.add(event, origin)
         try:
             stored = await self._pdus.process(origin, event)
@@ -223,7 +228,7 @@ class MembershipServer:
         ignored = await self._hs.sync.ignored_users(event.state_key)
         if event.sender in ignored:
             raise forbidden("The invitee does not accept invites from this user")
-        sign_event(version, event.pdu, self._server_name, self._hs.signing_key)
+        countersign_event(version, event.pdu, self._server_name, self._hs.signing_key)
         invite_state = [s for s in body.get("invite_room_state", []) if isinstance(s, dict)] \
             if isinstance(body.get("invite_room_state"), list) else []
         await self.record_invite(event, invite_state)

@@ -36,6 +36,10 @@ class _Queue:
         self.running = False
         self.wanted = False
         self.retry_call = None
+        # Whether this process has sent the destination any PDU yet.
+        self.pdus_sent = False
+        # Fires once the destination's row is in the database (the loop updates it).
+        self.stored: defer.Deferred = defer.succeed(None)
 
 
 class FederationSender:
@@ -93,23 +97,33 @@ class FederationSender:
             self._wake(server)
 
     async def _ensure_destination(self, server: str, position: int) -> _Queue:
+        queue = self._queue_for(server, position)
+        if position < queue.destination.last_stream_ordering and not queue.pdus_sent:
+            # An EDU opened this queue at the stream's head while this event was still
+            # being fanned out: start from the event so that it is not skipped.
+            await queue.stored
+            queue.destination.last_stream_ordering = position
+            await self._store.save_destination(queue.destination)
+        await queue.stored
+        return queue
+
+    def _queue_for(self, server: str, position: int) -> _Queue:
+        """The destination's queue, made (and its row stored in the background) if new,
+        at once, so that what is queued keeps its order."""
         queue = self._queues.get(server)
         if queue is None:
             destination = Destination(server, position)
             queue = self._queues[server] = _Queue(destination)
-            await self._store.add_destination(destination)
+            stored = defer.ensureDeferred(self._store.add_destination(destination))
+            stored.addErrback(lambda failure: log.failure("storing destination {server} failed", failure,
+                                                          server=server))
+            queue.stored = stored
         return queue
 
     def send_edu(self, destination: str, edu_type: str, content: dict) -> None:
         if destination == self._server_name:
             return
-        queue = self._queues.get(destination)
-        if queue is None:
-            d = defer.ensureDeferred(self._ensure_destination(destination, self._hs.notifier.events_position))
-            d.addCallback(lambda q: self._queue_edu(q, edu_type, content))
-            d.addErrback(lambda failure: log.failure("queueing an EDU failed", failure))
-            return
-        self._queue_edu(queue, edu_type, content)
+        self._queue_edu(self._queue_for(destination, self._hs.notifier.events_position), edu_type, content)
 
     def _queue_edu(self, queue: _Queue, edu_type: str, content: dict) -> None:
         queue.edus.append({"edu_type": edu_type, "content": content})
@@ -156,6 +170,7 @@ class FederationSender:
 
     async def _run(self, queue: _Queue) -> None:
         destination = queue.destination
+        await queue.stored
         while queue.wanted and not self._stopped:
             queue.wanted = False
             while not self._stopped:
@@ -174,6 +189,7 @@ class FederationSender:
                 destination.retry_interval_ms = 0
                 if pending:
                     destination.last_stream_ordering = pending[-1][0]
+                    queue.pdus_sent = True
                 if pending or changed:
                     await self._store.save_destination(destination)
 

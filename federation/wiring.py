@@ -5,6 +5,7 @@ handlers for what arrives, and the sender. ``homeserver/app.py`` calls ``attach`
 from __future__ import annotations
 
 from federation import edus, queries
+from federation.backfill import Backfiller
 from federation.client import FederationClient
 from federation.keyring import Keyring
 from federation.membership_server import MembershipServer, RelayedEvents
@@ -29,6 +30,8 @@ def attach(hs) -> None:
     hs.federation_membership = MembershipServer(hs, hs.federation_pdus, hs.federation_relay)
     hs.remote_membership = RemoteMembership(hs, hs.federation_pdus)
     hs.membership.remote = hs.remote_membership
+    hs.federation_backfill = Backfiller(hs, hs.federation_pdus)
+    hs.room_reader.backfill = hs.federation_backfill.backfill
     hs.sync.remote_invite_state = hs.federation_store.get_remote_invite_state
     hs.federation_sender = FederationSender(hs, hs.federation_store)
     # Query, EDU and media modules add their routes here: register(router, hs, authenticated).

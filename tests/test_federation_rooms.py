@@ -84,5 +84,36 @@ class TwoServerRoomTests(unittest.TestCase):
         self.assertEqual(status, 403, body)
 
 
+    @inline
+    async def test_history_from_before_the_join_is_backfilled(self):
+        room_id = await self.a.create_room(self.alice, preset="public_chat", name="old room")
+        history = [await self.a.send_text(self.alice, room_id, f"old message {i}") for i in range(40)]
+        status, body = await self.b.join(self.bob, room_id, via=[self.a.server_name])
+        self.assertEqual(status, 200, body)
+
+        status, initial = await self.b.request("GET", "/_matrix/client/v3/sync?timeout=0", token=self.bob)
+        self.assertEqual(status, 200, initial)
+        # Page back from the present with small pages, as a client scrolling up does.
+        seen, token = [], None
+        for _ in range(40):
+            path = f"/_matrix/client/v3/rooms/{path_id(room_id)}/messages?dir=b&limit=15"
+            if token:
+                path += f"&from={token}"
+            status, page = await self.b.request("GET", path, token=self.bob)
+            self.assertEqual(status, 200, page)
+            seen += page["chunk"]
+            token = page.get("end")
+            if not token:
+                break
+        ids = [e["event_id"] for e in seen]
+        self.assertEqual([e for e in reversed(ids) if e in history], history)
+        self.assertEqual(seen[-1]["type"], "m.room.create")
+        self.assertEqual(len(ids), len(set(ids)))
+        # Backfilled history is not news: an incremental sync does not carry it.
+        status, later = await self.b.request("GET", f"/_matrix/client/v3/sync?timeout=0&since={initial['next_batch']}",
+                                             token=self.bob)
+        self.assertNotIn(room_id, later["rooms"]["join"])
+
+
 class TwoServerRoomPostgresTests(TwoServerRoomTests):
     engine = "postgres"

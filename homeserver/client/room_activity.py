@@ -46,7 +46,8 @@ def register_routes(router: Router, hs) -> None:
         except ValueError:
             raise MatrixError(400, "M_NOT_JSON", "filter is not valid JSON") from None
         if start is None:
-            start = hs.notifier.events_position + 1 if backwards else 0
+            # Backfilled history sits below 0, so going forwards starts below it.
+            start = hs.notifier.events_position + 1 if backwards else -2 ** 62
         if await hs.membership.current_membership(room_id, requester.user_id) is None:
             raise forbidden("You are not in this room")
         chunk, next_position = await hs.room_reader.paginate(requester.user_id, room_id, start, backwards, limit,

@@ -29,6 +29,18 @@ def sign_event(version: RoomVersion, event: dict[str, Any], server_name: str, si
     event["signatures"] = signatures
 
 
+def countersign_event(version: RoomVersion, event: dict[str, Any], server_name: str, signing_key) -> None:
+    """Add our signature to another server's event, leaving its hashes as they are
+    (invites we accept, restricted joins we authorise)."""
+    redacted = prune_event_dict(version, event)
+    redacted.pop("signatures", None)
+    redacted.pop("unsigned", None)
+    signed = sign_json(redacted, server_name, signing_key)
+    signatures = dict(event.get("signatures") or {})
+    signatures[server_name] = {**signatures.get(server_name, {}), **signed["signatures"][server_name]}
+    event["signatures"] = signatures
+
+
 def verify_event_signature(version: RoomVersion, event: dict[str, Any], server_name: str,
                            verify_keys: Mapping[str, Any]) -> bool:
     """True if ``server_name`` signed the redacted event with one of ``verify_keys`` (key ID -> key)."""
@@ -56,4 +68,4 @@ def verify_key_from_base64(key_name: str, encoded: str):
     return decode_verify_key_bytes(key_name, decode_base64(encoded)) if algorithm == "ed25519" else None
 
 
-__all__ = ["sign_event", "verify_event_signature", "sign_json", "key_id", "verify_key_from_base64"]
+__all__ = ["sign_event", "countersign_event", "verify_event_signature", "sign_json", "key_id", "verify_key_from_base64"]

@@ -125,7 +125,7 @@ class EventIngester:
         if not (event.rejected or event.soft_failed):
             new_extremities = [e for e in head.extremities if e not in event.prev_event_ids] + [event.event_id]
             plan.remove_extremities = [e for e in head.extremities if e in event.prev_event_ids]
-            new_state = await self._resolve_current(version, event.event_id, state_after, new_extremities)
+            new_state = await self._resolve_current(version, event, state_after, new_extremities)
             plan.current_state_updates = {k: v for k, v in new_state.items() if head.state.get(k) != v}
             plan.current_state_deletes = [k for k in head.state if k not in new_state]
 
@@ -160,23 +160,34 @@ class EventIngester:
                 state_sets.append(await self._state.get_state_for_group(row.state_group))
         return await self._resolve(version, state_sets), None
 
-    async def _resolve_current(self, version, new_event_id: str, state_after: Mapping[StateKey, str],
+    async def _resolve_current(self, version, new_event: Event, state_after: Mapping[StateKey, str],
                                extremities: list[str]) -> dict[StateKey, str]:
-        if extremities == [new_event_id]:
+        if extremities == [new_event.event_id]:
             return dict(state_after)
-        rows = await self._events.get_event_rows([e for e in extremities if e != new_event_id])
+        rows = await self._events.get_event_rows([e for e in extremities if e != new_event.event_id])
         state_sets = [state_after] + [await self._state.get_state_for_group(r.state_group)
                                       for r in rows.values() if r.state_group is not None]
-        return await self._resolve(version, state_sets)
+        return await self._resolve(version, state_sets, new_event)
 
-    async def _resolve(self, version, state_sets: list[Mapping[StateKey, str]]) -> dict[StateKey, str]:
+    async def _resolve(self, version, state_sets: list[Mapping[StateKey, str]],
+                       new_event: Event | None = None) -> dict[StateKey, str]:
+        """State resolution over ``state_sets``; ``new_event`` is the event being taken
+        in, which the states may hold but the database does not yet."""
         if not state_sets:
             return {}
         if all(s == state_sets[0] for s in state_sets[1:]):
             return dict(state_sets[0])
         ids = {e for s in state_sets for e in s.values()}
-        chain = await self._events.get_auth_chain_ids(ids)
-        events = await self._events.get_events(ids | chain)
+        stored = ids - {new_event.event_id} if new_event is not None else ids
+        if new_event is not None and new_event.event_id in ids:
+            stored |= set(new_event.auth_event_ids)
+        chain = await self._events.get_auth_chain_ids(stored)
+        events = await self._writer.get_events(stored | chain)
+        if new_event is not None:
+            events[new_event.event_id] = new_event
+        missing = (ids | chain) - set(events)
+        if missing:
+            raise MissingEvents(sorted(missing))
         return resolve_state(version, state_sets, events.__getitem__)
 
     async def _auth_state(self, version, event: Event, state: Mapping[StateKey, str]) -> dict[StateKey, Event]:

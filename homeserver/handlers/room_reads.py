@@ -22,6 +22,8 @@ class RoomReader:
         self._state = state
         self._membership = membership
         self.relations = None  # set by the app once the relations handler exists
+        # async (room_id) -> bool: fetch older history from other servers (federation).
+        self.backfill = None
 
     async def _visible_state_ids(self, user_id: str, room_id: str) -> dict:
         """The state a user may read: the current state while joined (or for world-readable
@@ -109,8 +111,9 @@ class RoomReader:
         and the position to continue from (None: nothing more)."""
         chunk: list[Event] = []
         position = start
+        backfilled = 0
         # Filtered-out events do not count against the limit; a few rounds fill a page.
-        for _ in range(5):
+        for _ in range(5 + 3):
             wanted = limit - len(chunk)
             if wanted <= 0:
                 break
@@ -120,6 +123,13 @@ class RoomReader:
                 if event_filter.allows_event(event) and await self.may_see(user_id, event, row.state_group):
                     chunk.append(event)
             if len(rows) < wanted:
+                # The start of the room as this server knows it: other servers may hold
+                # older history; fetch it (a few rounds at most per page) and go on.
+                if backwards and self.backfill is not None and backfilled < 3 and await self.backfill(room_id):
+                    backfilled += 1
+                    if rows:
+                        position = rows[-1].event.stream_ordering
+                    continue
                 return await self._with_redactions(chunk), None
             last = rows[-1].event.stream_ordering
             position = last if backwards else last + 1

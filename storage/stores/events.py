@@ -80,11 +80,33 @@ def persist_events_txn(txn: Transaction, batch: list[tuple[Event, PersistPlan, M
     """Persist events in order, in one transaction (a batch queued for one room)."""
     if txn.dialect == "postgres":
         txn.execute("SELECT pg_advisory_xact_lock(?)", (_EVENTS_LOCK_ID,))
-    stream = txn.select_one("SELECT COALESCE(MAX(stream_ordering), 0) FROM events")[0]
+    # Backfilled history takes negative positions, so the next new event is above 0.
+    stream = max(txn.select_one("SELECT COALESCE(MAX(stream_ordering), 0) FROM events")[0], 0)
     results = []
     for event, plan, known_events in batch:
         stream += 1
         results.append(_persist_one_txn(txn, event, plan, received_ts, known_events, stream))
+    return results
+
+
+def persist_backfilled_txn(txn: Transaction, events: list[Event], received_ts: int) -> list[Persisted]:
+    """Store history fetched from another server below every position handed out so far
+    (newest first, each one lower), so /messages finds it going back and /sync never
+    shows it as new. Events we held as outliers join the timeline at their new position."""
+    if txn.dialect == "postgres":
+        txn.execute("SELECT pg_advisory_xact_lock(?)", (_EVENTS_LOCK_ID,))
+    stream = min(txn.select_one("SELECT COALESCE(MIN(stream_ordering), 0) FROM events")[0], 0)
+    results = []
+    for event in sorted(events, key=lambda e: (-e.depth, e.event_id)):
+        stream -= 1
+        row = txn.select_one("SELECT outlier, state_group FROM events WHERE event_id = ?", (event.event_id,))
+        if row is not None:
+            txn.execute("UPDATE events SET outlier = FALSE, stream_ordering = ? WHERE event_id = ?",
+                        (stream, event.event_id))
+            results.append(Persisted(stream, row[1]))
+            continue
+        plan = PersistPlan(state_group_before=None, add_extremity=False)
+        results.append(_persist_one_txn(txn, event, plan, received_ts, {}, stream))
     return results
 
 
@@ -238,6 +260,24 @@ class EventStore:
             self._cache.set(event.event_id, EventRow(event, persisted.state_group))
         return results
 
+    async def persist_backfilled(self, events: list[Event], received_ts: int) -> None:
+        results = await self.db.run_interaction("persist_backfilled", persist_backfilled_txn, events, received_ts)
+        ordered = sorted(events, key=lambda e: (-e.depth, e.event_id))
+        for event, persisted in zip(ordered, results):
+            event.outlier = False
+            event.stream_ordering = persisted.stream_ordering
+            self._cache.set(event.event_id, EventRow(event, persisted.state_group))
+
+    async def backward_extremities(self, room_id: str, limit: int = 20) -> list[str]:
+        """Events the room's timeline refers to as prev events but that are not in it
+        here (before our join, or lost while we were away): where backfill starts."""
+        rows = await self.db.run_interaction("backward_extremities", lambda txn: txn.select_all(
+            "SELECT DISTINCT ed.prev_event_id FROM event_edges ed"
+            " JOIN events child ON child.event_id = ed.event_id AND NOT child.outlier"
+            " LEFT JOIN events e ON e.event_id = ed.prev_event_id"
+            " WHERE ed.room_id = ? AND (e.event_id IS NULL OR e.outlier) LIMIT ?", (room_id, limit)))
+        return [r[0] for r in rows]
+
     async def get_redactions(self, event_ids: list[str]) -> dict[str, Event]:
         """For each of ``event_ids`` that was redacted, the redaction event (the first by ID
         when there are several, so every reader shows the same one)."""
@@ -298,7 +338,7 @@ class EventStore:
         first when going backwards (the /messages order)."""
         def txn_func(txn: Transaction) -> list[EventRow]:
             if backwards:
-                bound, lower = "e.stream_ordering < ?", to_stream if to_stream is not None else 0
+                bound, lower = "e.stream_ordering < ?", to_stream if to_stream is not None else -2 ** 62
                 where = f"{bound} AND e.stream_ordering > ?"
                 order = "DESC"
             else:

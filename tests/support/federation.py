@@ -24,11 +24,11 @@ from tests.support.synapse import free_ports
 PASSWORD = "correct horse battery"
 
 
-def federation_settings(port: int, name_port: int | None = None, **federation: Any) -> dict:
-    """Settings of a server listening for federation on ``port``, named after
-    ``name_port`` (the same port, or a proxy's in front of it)."""
+def federation_settings(port: int, name_port: int | None = None, host: str = "127.0.0.1", **federation: Any) -> dict:
+    """Settings of a server listening for federation on ``port``, named
+    ``host:name_port`` (the same port, or a proxy's in front of it)."""
     return {
-        "instance": {"domain": f"127.0.0.1:{name_port or port}"},
+        "instance": {"domain": f"{host}:{name_port or port}"},
         "federation": {"enabled": True, "host": "127.0.0.1", "port": port, "insecure_destinations": ["*"],
                        "ip_range_allowlist": ["127.0.0.1/32"], "retry_min_secs": 0.2, "retry_max_secs": 2.0,
                        **federation},
@@ -118,7 +118,8 @@ class Peer:
 class InProcessPeer(Peer):
     """A homeserver in this process (fast; most federation tests use these)."""
 
-    def __init__(self, tmpdir: str, engine: str = "sqlite", name_port: int | None = None, **federation: Any):
+    def __init__(self, tmpdir: str, engine: str = "sqlite", name_port: int | None = None, host: str = "127.0.0.1",
+                 **federation: Any):
         self.tmpdir = tmpdir
         os.makedirs(tmpdir, exist_ok=True)
         self.engine = engine
@@ -126,12 +127,13 @@ class InProcessPeer(Peer):
         self.database = TestDatabase(engine, tmpdir)
         self.port = free_ports(1)[0]
         self.name_port = name_port or self.port
-        self.server_name = f"127.0.0.1:{self.name_port}"
+        self.host = host
+        self.server_name = f"{host}:{self.name_port}"
         self.hs: Homeserver | None = None
 
     async def start(self) -> None:
         path = write_config(self.tmpdir, self.database.url,
-                            federation_settings(self.port, self.name_port, **self.federation))
+                            federation_settings(self.port, self.name_port, self.host, **self.federation))
         self.hs = Homeserver(load_config(path, environ={}), reactor)
         await self.hs.start()
         self.client = HttpClient(f"http://127.0.0.1:{self.hs.listening_port}")
@@ -147,10 +149,15 @@ class InProcessPeer(Peer):
         self.database.drop()
 
 
-async def start_peers(testcase, count: int, engine: str = "sqlite", **federation: Any) -> list[InProcessPeer]:
+async def start_peers(testcase, count: int, engine: str = "sqlite", hosts: list[str] | None = None,
+                      **federation: Any) -> list[InProcessPeer]:
+    """``count`` federating servers; ``hosts`` names their hosts (default 127.0.0.1 each;
+    ``localhost`` gives a server a different host for ACL tests)."""
     peers = []
     for index in range(count):
-        peer = InProcessPeer(os.path.join(os.path.abspath(testcase.mktemp()), f"hs{index}"), engine, **federation)
+        host = hosts[index] if hosts else "127.0.0.1"
+        peer = InProcessPeer(os.path.join(os.path.abspath(testcase.mktemp()), f"hs{index}"), engine, host=host,
+                             **federation)
         testcase.addCleanup(lambda p=peer: defer.ensureDeferred(p.cleanup()))
         peers.append(peer)
     for peer in peers:
