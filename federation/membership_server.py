@@ -300,4 +300,4 @@ def register_routes(router: Router, hs, authenticated, membership: MembershipSer
                                                                               with_body=True))
     router.add("PUT", v1 + "/send_knock/{room_id}/{event_id}", authenticated(send_knock, room_scoped=True,
                                                                               with_body=True))
-    router.add("PUT", v2 + "/invite/{room_id}/{event_id}", authenticated(invite, with_body=True))
+    router.add("PUT", v2 + "/invite/{room_id}/{event_id}", authenticated(invite, room_scoped=True, with_body=True))

@@ -94,7 +94,7 @@ class PduHandler:
             raise PduRefused(f"this server is not in room {room_id}")
         event = await self.check_pdu(version, pdu, room_id)
         try:
-            await self._check_acl(event)
+            await self._check_acl(event, origin)
             return await self.process(origin, event)
         except PduRefused as refused:
             refused.event_id = refused.event_id or event.event_id
@@ -115,14 +115,17 @@ class PduHandler:
                      event_id=event.event_id, sender=event.sender, event="pdu_hash_mismatch")
         return event
 
-    async def _check_acl(self, event: Event) -> None:
+    async def _check_acl(self, event: Event, origin: str) -> None:
+        """Both the server that sent the transaction and the event's own server must be
+        let in by the room's m.room.server_acl."""
         head = await self._heads.get(event.room_id)
         acl_id = head.state.get(("m.room.server_acl", "")) if head is not None else None
         if acl_id is None:
             return
         acl = await self._events.get_event(acl_id)
-        if acl is not None and not server_allowed(server_name_of(event.sender), acl.content):
-            raise PduRefused(f"{server_name_of(event.sender)} is denied by the room's server ACL")
+        for server in {origin, server_name_of(event.sender)}:
+            if acl is not None and not server_allowed(server, acl.content):
+                raise PduRefused(f"{server} is denied by the room's server ACL")
 
     async def process(self, origin: str, event: Event, fetch_prevs: bool = True) -> Event:
         """Ingest ``event``, fetching from ``origin`` what it refers to and we lack."""

@@ -139,6 +139,8 @@ class FederationSender:
         queue.destination.retry_last_ts = 0
         if queue.retry_call is not None and queue.retry_call.active():
             queue.retry_call.cancel()
+        saved = defer.ensureDeferred(self._store.save_destination(queue.destination))
+        saved.addErrback(lambda failure: log.failure("saving destination {server} failed", failure, server=server))
         self._wake(server)
 
     # -- the loop per destination ----------------------------------------------------------

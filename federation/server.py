@@ -57,14 +57,30 @@ def build_router(hs) -> Router:
 
 def listen(hs, cert_path, key_path):
     """Start the TLS listener on ``federation.host:federation.port``; returns the port."""
-    with open(cert_path, "rb") as handle:
-        cert_pem = handle.read()
-    with open(key_path, "rb") as handle:
-        key_pem = handle.read()
-    certificate = ssl.PrivateCertificate.loadPEM(key_pem + b"\n" + cert_pem)
+    options = tls_options(cert_path, key_path)
     site = build_site(build_router(hs), hs.config, hs.reactor)
     # A transaction may carry 50 PDUs of 64 KiB each, plus EDUs.
     site.max_body_bytes = max(site.max_body_bytes,
                               hs.config.federation.max_transaction_pdus * MAX_EVENT_BYTES + 1024 * 1024)
     federation = hs.config.federation
-    return hs.reactor.listenSSL(federation.port, site, certificate.options(), interface=federation.host), site
+    return hs.reactor.listenSSL(federation.port, site, options, interface=federation.host), site
+
+
+def tls_options(cert_path, key_path) -> ssl.CertificateOptions:
+    """The listener's TLS: the first certificate in the file is ours, any after it are
+    the chain up to the CA (as ACME clients write fullchain.pem); ValueError if unusable."""
+    with open(cert_path, "rb") as handle:
+        cert_pem = handle.read()
+    with open(key_path, "rb") as handle:
+        key_pem = handle.read()
+    blocks = [b"-----BEGIN CERTIFICATE-----" + part.split(b"-----END CERTIFICATE-----")[0]
+              + b"-----END CERTIFICATE-----\n" for part in cert_pem.split(b"-----BEGIN CERTIFICATE-----")[1:]]
+    if not blocks:
+        raise ValueError(f"{cert_path} holds no PEM certificate")
+    try:
+        private = ssl.PrivateCertificate.loadPEM(key_pem + b"\n" + blocks[0])
+        chain = [ssl.Certificate.loadPEM(block).original for block in blocks[1:]]
+    except Exception as error:
+        raise ValueError(f"cannot load the certificate {cert_path} with key {key_path}: {error}") from None
+    return ssl.CertificateOptions(privateKey=private.privateKey.original, certificate=private.original,
+                                  extraCertChain=chain)

@@ -215,6 +215,8 @@ class Homeserver:
             log.info("generated a self-signed federation certificate {cert}", cert=str(cert))
         try:
             self._federation_port, self._federation_site = federation_server.listen(self, cert, key)
+        except (OSError, ValueError) as error:
+            raise StartupError(f"cannot use the federation TLS certificate: {error}") from error
         except internet_error.CannotListenError as error:
             raise StartupError(f"cannot listen for federation on {federation.host}:{federation.port}:"
                                f" {error.socketError}") from error

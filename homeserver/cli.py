@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the homeserver (makes a configuration on first run)")
     run.add_argument("--config", default=DEFAULT_CONFIG, help=f"configuration file (default {DEFAULT_CONFIG})")
 
-    gen = commands.add_parser("generate-config", help="write a configuration file and signing key")
+    gen = commands.add_parser("generate-config",
+                              help="write a configuration file, signing key and self-signed TLS pair")
     gen.add_argument("--server-name", required=True, help="the server name, e.g. example.org")
     gen.add_argument("--config", default=DEFAULT_CONFIG, help="where to write it")
     gen.add_argument("--data-dir", default="./data", help="data directory (relative to the config file)")
@@ -72,6 +73,15 @@ def _write_config(path: Path, server_name: str, data_dir: str) -> None:
     load_or_create_signing_key(key_path)
     print(f"wrote configuration {path}")
     print(f"{'kept' if existed else 'generated'} signing key {key_path}")
+    if config.federation.enabled:
+        from federation.tls import ensure_certificate
+
+        cert, key, made = ensure_certificate(config)
+        if made:
+            print(f"generated self-signed federation certificate {cert} and key {key}"
+                  " (replace them with a CA-signed pair to federate with servers that check certificates)")
+        else:
+            print(f"kept federation certificate {cert}")
 
 
 def cmd_generate_config(args) -> int:

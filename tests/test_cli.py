@@ -108,6 +108,15 @@ class CliBasicsTests(unittest.TestCase):
         self.assertEqual(os.stat(key_path).st_mode & 0o777, 0o600)
         with open(path) as handle:
             self.assertIn('domain = "chat.example.org"', handle.read())
+        # And a self-signed pair for the federation listener, for the server's name.
+        cert_path = os.path.join(directory, "conf", "state", "tls.crt")
+        self.assertIn(f"generated self-signed federation certificate {cert_path}", out)
+        from cryptography import x509
+        with open(cert_path, "rb") as handle:
+            cert = x509.load_pem_x509_certificate(handle.read())
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        self.assertIn("chat.example.org", names.get_values_for_type(x509.DNSName))
+        self.assertTrue(os.path.exists(os.path.join(directory, "conf", "state", "tls.key")))
         status, out, err = run_cli("generate-config", "--server-name", "other", "--config", path)
         self.assertEqual(status, 1)
         self.assertEqual(err.strip(), f"drocsid: {path} already exists; not overwriting it")

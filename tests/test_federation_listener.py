@@ -53,3 +53,46 @@ class FederationListenerTests:
 
 class FederationListenerSqliteTests(FederationListenerTests, HomeserverTestCase):
     engine = "sqlite"
+
+
+class CertificateFileTests(HomeserverTestCase):
+    """Certificates from the configuration: a full chain is served whole; a broken file
+    stops the start with one clear line."""
+
+    config_overrides = {"federation": {"enabled": False}}
+
+    def _pair(self, name: str):
+        from federation.tls import make_self_signed
+        from pathlib import Path
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        make_self_signed(directory / f"{name}.crt", directory / f"{name}.key", name)
+        return directory / f"{name}.crt", directory / f"{name}.key"
+
+    @inline
+    async def test_chain_file_keeps_its_intermediates(self):
+        from federation.server import tls_options
+        cert, key = self._pair("chat.example.org")
+        ca, _ = self._pair("ca.example.org")
+        chain = cert.with_name("fullchain.pem")
+        chain.write_bytes(cert.read_bytes() + ca.read_bytes())
+        options = tls_options(chain, key)
+        self.assertEqual(len(options.extraCertChain), 1)
+
+    @inline
+    async def test_broken_certificate_is_a_startup_error(self):
+        from homeserver.app import Homeserver, StartupError
+        from homeserver.config import load_config
+        from tests.support.server import write_config
+        cert, key = self._pair("chat.example.org")
+        cert.write_text("not a certificate")
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        path = write_config(directory, f"sqlite:///{directory}/db.sqlite", {"federation": {
+            "enabled": True, "host": "127.0.0.1", "port": 0, "tls_certificate": str(cert),
+            "tls_private_key": str(key)}})
+        hs = Homeserver(load_config(path, environ={}), reactor)
+        with self.assertRaises(StartupError) as caught:
+            await hs.start()
+        self.assertIn("certificate", str(caught.exception))
+        await hs.stop()

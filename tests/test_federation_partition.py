@@ -1,4 +1,4 @@
-"""A network partition between two servers sharing a room: each side changes power
+"""A network partition between two servers (each in its own process) sharing a room: each side changes power
 levels and memberships while cut off; once the network heals, state resolution brings
 both to the same current state.
 
@@ -7,13 +7,11 @@ names the proxy), so the test cuts and heals the link by switching the proxies."
 
 from __future__ import annotations
 
-import os
-
 from twisted.internet import defer, reactor
 from twisted.protocols.portforward import ProxyFactory
 from twisted.trial import unittest
 
-from tests.support.federation import InProcessPeer, path_id
+from tests.support.federation import ProcessPeer, path_id
 from tests.support.server import inline
 from tests.support.synapse import free_ports
 
@@ -49,19 +47,18 @@ class PartitionTests(unittest.TestCase):
 
     @inline
     async def setUp(self):
-        name_ports = free_ports(2)
-        base = os.path.abspath(self.mktemp())
-        self.a = InProcessPeer(os.path.join(base, "a"), self.engine, name_port=name_ports[0])
-        self.c = InProcessPeer(os.path.join(base, "c"), self.engine, name_port=name_ports[1])
+        name_ports = free_ports(4)
+        listen_ports, name_ports = name_ports[:2], name_ports[2:]
+        self.a = ProcessPeer(self, "a", self.engine, listen_ports[0], name_ports[0])
+        self.c = ProcessPeer(self, "c", self.engine, listen_ports[1], name_ports[1])
         self.proxies = []
         for peer, name_port in ((self.a, name_ports[0]), (self.c, name_ports[1])):
-            self.addCleanup(lambda p=peer: defer.ensureDeferred(p.cleanup()))
-            await peer.start()
             proxy = SwitchableProxy(peer.port)
             listener = reactor.listenTCP(name_port, proxy, interface="127.0.0.1")
             self.addCleanup(listener.stopListening)
             self.addCleanup(proxy.cut)
             self.proxies.append(proxy)
+        await defer.gatherResults([defer.ensureDeferred(p.start()) for p in (self.a, self.c)])
 
         self.alice, self.dan = await self.a.register("alice"), await self.a.register("dan")
         self.bob, self.erin = await self.c.register("bob"), await self.c.register("erin")

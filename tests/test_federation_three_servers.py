@@ -4,41 +4,11 @@ B is stopped while A and C keep talking, restarted, and catches up with no gap."
 
 from __future__ import annotations
 
-import os
-
 from twisted.trial import unittest
 
-from tests.support.databases import TestDatabase
-from tests.support.federation import Peer, federation_settings, path_id
-from tests.support.process import HomeserverProcess
-from tests.support.server import HttpClient, inline
+from tests.support.federation import ProcessPeer, path_id
+from tests.support.server import inline
 from tests.support.synapse import free_ports
-
-
-class ProcessPeer(Peer):
-    def __init__(self, testcase, name: str, engine: str, port: int):
-        directory = os.path.join(os.path.abspath(testcase.mktemp()), name)
-        os.makedirs(directory)
-        self.database = TestDatabase(engine, directory)
-        testcase.addCleanup(self.database.drop)
-        self.server_name = f"127.0.0.1:{port}"
-        self.process = HomeserverProcess(directory, self.database.url, federation_settings(port))
-        testcase.addCleanup(self.process.cleanup)
-        self.client = None
-
-    async def start(self) -> None:
-        await self.process.start()
-        if self.client is not None:
-            await self.client.close()
-        self.client = HttpClient(self.process.base_url)
-
-    async def stop(self) -> None:
-        await self.client.close()
-        await self.process.terminate()
-
-    async def close(self) -> None:
-        if self.client is not None:
-            await self.client.close()
 
 
 class ThreeServerTests(unittest.TestCase):
@@ -50,7 +20,6 @@ class ThreeServerTests(unittest.TestCase):
         ports = free_ports(3)
         self.a, self.b, self.c = (ProcessPeer(self, n, self.engine, p) for n, p in zip("abc", ports))
         for peer in (self.a, self.b, self.c):
-            self.addCleanup(peer.close)
             await peer.start()
         self.alice = await self.a.register("alice")
         self.bob = await self.b.register("bob")

@@ -59,8 +59,11 @@ class FederationStore:
                 " WHERE e.stream_ordering > ? AND NOT e.outlier AND NOT e.soft_failed AND e.rejected_reason IS NULL"
                 " AND (e.sender LIKE ? OR e.event_id IN (SELECT event_id FROM federation_relayed_events"
                 "      WHERE origin <> ?))"
-                " AND (e.room_id IN (SELECT room_id FROM current_state WHERE type = 'm.room.member'"
-                "      AND membership = 'join' AND state_key LIKE ?)"
+                # Rooms where one of its users is joined, from that join on (no history
+                # from before it), and membership events about its users.
+                " AND (EXISTS (SELECT 1 FROM current_state cs JOIN events j ON j.event_id = cs.event_id"
+                "      WHERE cs.room_id = e.room_id AND cs.type = 'm.room.member' AND cs.membership = 'join'"
+                "      AND cs.state_key LIKE ? AND j.stream_ordering <= e.stream_ordering)"
                 "      OR (e.type = 'm.room.member' AND e.state_key LIKE ?))"
                 " ORDER BY e.stream_ordering LIMIT ?",
                 (after, _server_suffix(our_server), destination, dest, dest, limit))]

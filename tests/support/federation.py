@@ -18,6 +18,7 @@ from twisted.internet.task import deferLater
 from homeserver.app import Homeserver
 from homeserver.config import load_config
 from tests.support.databases import TestDatabase
+from tests.support.process import HomeserverProcess
 from tests.support.server import HttpClient, write_config
 from tests.support.synapse import free_ports
 
@@ -147,6 +148,37 @@ class InProcessPeer(Peer):
     async def cleanup(self) -> None:
         await self.stop()
         self.database.drop()
+
+
+class ProcessPeer(Peer):
+    """A homeserver in its own process (``python -m homeserver run``), listening for
+    federation on ``port`` and named after ``name_port`` (a proxy's, or the same)."""
+
+    def __init__(self, testcase, name: str, engine: str, port: int, name_port: int | None = None):
+        directory = os.path.join(os.path.abspath(testcase.mktemp()), name)
+        os.makedirs(directory)
+        self.database = TestDatabase(engine, directory)
+        testcase.addCleanup(self.database.drop)
+        self.port = port
+        self.server_name = f"127.0.0.1:{name_port or port}"
+        self.process = HomeserverProcess(directory, self.database.url, federation_settings(port, name_port))
+        testcase.addCleanup(self.process.cleanup)
+        testcase.addCleanup(lambda: defer.ensureDeferred(self.close()))
+        self.client = None
+
+    async def start(self) -> None:
+        await self.process.start()
+        if self.client is not None:
+            await self.client.close()
+        self.client = HttpClient(self.process.base_url)
+
+    async def stop(self) -> None:
+        await self.client.close()
+        await self.process.terminate()
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
 
 
 async def start_peers(testcase, count: int, engine: str = "sqlite", hosts: list[str] | None = None,
