@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from homeserver.events.event import Event
 from homeserver.events.received import server_name_of
+from homeserver.events.redaction import prune_event_dict
 from homeserver.events.visibility import history_visibility_of
 from homeserver.handlers.event_ingest import MissingState
 from homeserver.http.errors import MatrixError, forbidden, missing_param, not_found
@@ -22,6 +23,18 @@ MAX_MISSING = 50
 
 def _wire(event: Event) -> dict:
     return event.pdu
+
+
+def server_may_see(origin: str, history_visibility: str, memberships: list[str]) -> bool:
+    """Whether a server may read an event, given the history visibility at the event and
+    the memberships its users had there (a server sees what any of its users could)."""
+    if history_visibility == "world_readable":
+        return True
+    if "join" in memberships:
+        return True
+    if history_visibility == "invited" and "invite" in memberships:
+        return True
+    return history_visibility == "shared" and bool(memberships)
 
 
 class Retrieval:
@@ -55,11 +68,40 @@ class Retrieval:
         if event is None:
             raise not_found("Unknown event")
         await self.check_server_in_room(origin, event.room_id)
-        return self._transaction([event])
+        return {**self._transaction([]), "pdus": await self.filter_for_server(origin, [event])}
 
     def _transaction(self, events: list[Event]) -> dict:
         return {"origin": self._hs.config.server_name, "origin_server_ts": self._hs.clock.time_ms(),
                 "pdus": [_wire(e) for e in events]}
+
+    async def filter_for_server(self, origin: str, events: list[Event]) -> list[dict]:
+        """The events as ``origin`` may have them: whole where history visibility lets one
+        of its users see them, else redacted (the DAG stays whole, the content does not)."""
+        rows = await self._events.get_event_rows([e.event_id for e in events])
+        suffix = ":" + origin
+        wire = []
+        for event in events:
+            row = rows.get(event.event_id)
+            group = row.state_group if row is not None else None
+            if group is None:
+                wire.append(event.pdu)  # no state held (backfilled history): the room check stands
+                continue
+            state = await self._hs.state.get_state_for_group(group)
+            wanted = {k: v for k, v in state.items() if k == ("m.room.history_visibility", "")
+                      or (k[0] == "m.room.member" and k[1].endswith(suffix))}
+            loaded = await self._events.get_events(wanted.values())
+            visibility = loaded.get(wanted.get(("m.room.history_visibility", "")))
+            memberships = [e.membership for k, e in ((k, loaded.get(v)) for k, v in wanted.items())
+                           if e is not None and k[0] == "m.room.member"]
+            if event.type == "m.room.member" and event.state_key and event.state_key.endswith(suffix):
+                memberships.append("join")  # a server always sees its own users' membership
+            if server_may_see(origin, history_visibility_of(visibility.content if visibility else None),
+                              memberships):
+                wire.append(event.pdu)
+            else:
+                pruned = prune_event_dict(event.room_version, event.pdu)
+                wire.append(pruned)
+        return wire
 
     async def state_ids(self, origin: str, room_id: str, event_id: str) -> tuple[list[str], list[str]]:
         await self.check_server_in_room(origin, room_id)
@@ -100,7 +142,8 @@ class Retrieval:
             prevs = [p for p in event.prev_event_ids if p not in found]
             frontier += [e for e in (await self._events.get_events(prevs)).values() if e.room_id == room_id]
         ordered = sorted(found.values(), key=lambda e: (-e.depth, e.event_id))
-        return self._transaction([e for e in ordered if not e.outlier or e.event_id in starts])
+        chosen = [e for e in ordered if not e.outlier or e.event_id in starts]
+        return {**self._transaction([]), "pdus": await self.filter_for_server(origin, chosen)}
 
     async def missing_events(self, origin: str, room_id: str, earliest: list[str], latest: list[str],
                              limit: int, min_depth: int) -> dict:
@@ -126,7 +169,7 @@ class Retrieval:
                     break
                 queue += [p for p in event.prev_event_ids if p not in seen]
         result.sort(key=lambda e: (e.depth, e.event_id))
-        return {"events": [_wire(e) for e in result]}
+        return {"events": await self.filter_for_server(origin, result)}
 
 
 def register_routes(router: Router, hs, authenticated) -> None:

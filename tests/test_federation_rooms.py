@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 from twisted.trial import unittest
 
 from tests.support.federation import path_id, start_peers
@@ -113,6 +115,27 @@ class TwoServerRoomTests(unittest.TestCase):
         status, later = await self.b.request("GET", f"/_matrix/client/v3/sync?timeout=0&since={initial['next_batch']}",
                                              token=self.bob)
         self.assertNotIn(room_id, later["rooms"]["join"])
+
+
+    @inline
+    async def test_history_hidden_from_newcomers_stays_hidden_over_federation(self):
+        room_id = await self.a.create_room(self.alice, preset="public_chat", initial_state=[{
+            "type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "joined"}}])
+        secret = await self.a.send_text(self.alice, room_id, "before bob: for members only")
+        status, body = await self.b.join(self.bob, room_id, via=[self.a.server_name])
+        self.assertEqual(status, 200, body)
+        after = await self.a.send_text(self.alice, room_id, "after bob joined")
+        await self.b.wait_for_event(self.bob, room_id, after)
+
+        status, page = await self.b.request(
+            "GET", f"/_matrix/client/v3/rooms/{path_id(room_id)}/messages?dir=b&limit=50", token=self.bob)
+        self.assertEqual(status, 200, page)
+        self.assertNotIn("for members only", json.dumps(page))
+        self.assertIn("after bob joined", json.dumps(page))
+        # The event itself reached B only in its redacted form.
+        event = await self.b.hs.events.get_event(secret)
+        self.assertIsNotNone(event)
+        self.assertEqual(event.content, {})
 
 
 class TwoServerRoomPostgresTests(TwoServerRoomTests):
