@@ -86,6 +86,12 @@ class FederationSender:
         d.addErrback(lambda failure: log.failure("fanning out {event_id} failed", failure, event_id=event.event_id))
 
     async def _fan_out(self, event: Event) -> None:
+        head = self._hs.room_heads.peek(event.room_id)
+        suffix = ":" + self._server_name
+        if head is not None and not (event.type == "m.room.member" and event.state_key
+                                     and not event.state_key.endswith(suffix)) \
+                and all(key.endswith(suffix) for kind, key in head.state if kind == "m.room.member"):
+            return  # a room of our own users only: nothing to send, and no query to find that out
         servers = await self._store.servers_in_room(event.room_id)
         if event.type == "m.room.member" and event.state_key:
             servers.add(server_name_of(event.state_key))
