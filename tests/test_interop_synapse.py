@@ -105,6 +105,23 @@ class SynapseInteropTests(unittest.TestCase):
         self.assertEqual(status, 403, body)
 
     @inline
+    async def test_room_version_12_both_ways(self):
+        # v12 room IDs carry no server name: joins go through ?via=.
+        synapse_room = await self.s.create_room(self.sam, preset="public_chat", room_version="12")
+        status, body = await self.d.join(self.alice, synapse_room, via=[self.s.server_name])
+        self.assertEqual(status, 200, body)
+        message = await self.d.send_text(self.alice, synapse_room, "v12 from drocsid")
+        event = await self.s.wait_for_event(self.sam, synapse_room, message)
+        self.assertEqual(event["content"]["body"], "v12 from drocsid")
+
+        drocsid_room = await self.d.create_room(self.alice, preset="public_chat", room_version="12")
+        status, body = await self.s.join(self.sam, drocsid_room, via=[self.d.server_name])
+        self.assertEqual(status, 200, body)
+        message = await self.s.send_text(self.sam, drocsid_room, "v12 from synapse")
+        event = await self.d.wait_for_event(self.alice, drocsid_room, message)
+        self.assertEqual(event["content"]["body"], "v12 from synapse")
+
+    @inline
     async def test_invites_flow_both_ways(self):
         async def invite(peer, token, room_id, user_id):
             status, body = await peer.request("POST", f"/_matrix/client/v3/rooms/{path_id(room_id)}/invite",
