@@ -15,7 +15,7 @@ from urllib.parse import quote
 from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
 
-from homeserver.app import Homeserver
+from homeserver.app import Homeserver, StartupError
 from homeserver.config import load_config
 from tests.support.databases import TestDatabase
 from tests.support.process import HomeserverProcess
@@ -133,10 +133,24 @@ class InProcessPeer(Peer):
         self.hs: Homeserver | None = None
 
     async def start(self) -> None:
-        path = write_config(self.tmpdir, self.database.url,
-                            federation_settings(self.port, self.name_port, self.host, **self.federation))
-        self.hs = Homeserver(load_config(path, environ={}), reactor)
-        await self.hs.start()
+        for attempt in range(3):
+            path = write_config(self.tmpdir, self.database.url,
+                                federation_settings(self.port, self.name_port, self.host, **self.federation))
+            self.hs = Homeserver(load_config(path, environ={}), reactor)
+            try:
+                await self.hs.start()
+                break
+            except StartupError as error:
+                await self.hs.stop()
+                # The free port was taken between choosing and binding it: choose again
+                # (the name follows it unless a proxy in front holds the name).
+                if "listen for federation" not in str(error) or attempt == 2:
+                    raise
+                same_name = self.name_port == self.port
+                self.port = free_ports(1)[0]
+                if same_name:
+                    self.name_port = self.port
+                    self.server_name = f"{self.host}:{self.port}"
         self.client = HttpClient(f"http://127.0.0.1:{self.hs.listening_port}")
 
     async def stop(self) -> None:
@@ -160,14 +174,29 @@ class ProcessPeer(Peer):
         self.database = TestDatabase(engine, directory)
         testcase.addCleanup(self.database.drop)
         self.port = port
+        self._same_name = name_port is None or name_port == port
         self.server_name = f"127.0.0.1:{name_port or port}"
         self.process = HomeserverProcess(directory, self.database.url, federation_settings(port, name_port))
-        testcase.addCleanup(self.process.cleanup)
+        testcase.addCleanup(lambda: self.process.cleanup())
         testcase.addCleanup(lambda: defer.ensureDeferred(self.close()))
         self.client = None
 
     async def start(self) -> None:
-        await self.process.start()
+        first_start = self.client is None
+        for attempt in range(3):
+            try:
+                await self.process.start()
+                break
+            except RuntimeError as error:
+                # On the first start only: the free port was taken before the process bound
+                # it. A restart keeps its port (and name), so it must not move.
+                if not first_start or "Address already in use" not in str(error) or attempt == 2 \
+                        or not self._same_name:
+                    raise
+                self.port = free_ports(1)[0]
+                self.server_name = f"127.0.0.1:{self.port}"
+                self.process = HomeserverProcess(self.process.directory, self.database.url,
+                                                 federation_settings(self.port))
         if self.client is not None:
             await self.client.close()
         self.client = HttpClient(self.process.base_url)
