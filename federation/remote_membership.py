@@ -18,7 +18,8 @@ from federation.pdu_handler import PduHandler, PduRefused
 from homeserver.events.auth_rules import AuthError, check_auth, check_auth_events
 from homeserver.events.builder import build_event
 from homeserver.events.event import Event
-from homeserver.events.received import server_name_of
+from homeserver.events.received import parse_received_pdu, server_name_of
+from homeserver.events.validation import EventFormatError
 from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS, UnsupportedRoomVersion, room_version
 from homeserver.handlers.room_writer import CREATE_KEY
 from homeserver.http.errors import MatrixError, forbidden
@@ -126,11 +127,13 @@ class RemoteMembership:
         chain_pdus = [p for p in answer.get("auth_chain", []) if isinstance(p, dict)]
         await self._hs.rooms.store_room(room_id, version.identifier, user_id, False, self._hs.clock.time_ms())
         await self._pdus.store_outliers(version, room_id, state_pdus + chain_pdus)
+        # Their IDs only: store_outliers has checked them, and those that failed the
+        # checks were not stored, so they are not found below.
         state_ids = []
         for pdu in state_pdus:
             try:
-                state_ids.append((await self._pdus.check_pdu(version, pdu, room_id)).event_id)
-            except PduRefused:
+                state_ids.append(parse_received_pdu(version, pdu, room_id)[0].event_id)
+            except EventFormatError:
                 continue
         events = await self._hs.events.get_events(state_ids + event.auth_event_ids)
         state = {events[e].state_tuple: e for e in state_ids if e in events and events[e].is_state()
