@@ -105,6 +105,64 @@ class SynapseInteropTests(unittest.TestCase):
         self.assertEqual(status, 403, body)
 
     @inline
+    async def test_edits_reactions_redactions_typing_and_receipts(self):
+        room_id = await self.d.create_room(self.alice, preset="public_chat")
+        status, body = await self.s.join(self.sam, room_id, via=[self.d.server_name])
+        self.assertEqual(status, 200, body)
+        await self._wait_member(self.d, self.alice, room_id, self.s.user_id("sam"), "join")
+        original = await self.s.send_text(self.sam, room_id, "typo")
+        status, body = await self.s.request(
+            "PUT", f"/_matrix/client/v3/rooms/{path_id(room_id)}/send/m.room.message/edit1",
+            {"msgtype": "m.text", "body": "* fixed", "m.new_content": {"msgtype": "m.text", "body": "fixed"},
+             "m.relates_to": {"rel_type": "m.replace", "event_id": original}}, token=self.sam)
+        self.assertEqual(status, 200, body)
+        edit = body["event_id"]
+        status, body = await self.d.request(
+            "PUT", f"/_matrix/client/v3/rooms/{path_id(room_id)}/send/m.reaction/r1",
+            {"m.relates_to": {"rel_type": "m.annotation", "event_id": original, "key": "🎉"}}, token=self.alice)
+        self.assertEqual(status, 200, body)
+        reaction = body["event_id"]
+        seen = await self.d.wait_for_event(self.alice, room_id, edit)
+        self.assertEqual(seen["content"]["m.new_content"]["body"], "fixed")
+        seen = await self.s.wait_for_event(self.sam, room_id, reaction)
+        self.assertEqual(seen["content"]["m.relates_to"]["key"], "🎉")
+
+        status, body = await self.s.request(
+            "PUT", f"/_matrix/client/v3/rooms/{path_id(room_id)}/redact/{path_id(original)}/red1", {},
+            token=self.sam)
+        self.assertEqual(status, 200, body)
+
+        async def redacted_on_drocsid():
+            event = await self.d.wait_for_event(self.alice, room_id, original)
+            return event["content"] == {}
+        await self.d.wait_for(redacted_on_drocsid, what="sam's redaction on drocsid")
+
+        # Typing from Synapse shows in Drocsid's sync; a read receipt from Drocsid in Synapse's.
+        status, body = await self.s.request(
+            "PUT", f"/_matrix/client/v3/rooms/{path_id(room_id)}/typing/{path_id(self.s.user_id('sam'))}",
+            {"typing": True, "timeout": 30000}, token=self.sam)
+        self.assertEqual(status, 200, body)
+        status, body = await self.d.request(
+            "POST", f"/_matrix/client/v3/rooms/{path_id(room_id)}/receipt/m.read/{path_id(edit)}", {},
+            token=self.alice)
+        self.assertEqual(status, 200, body)
+
+        def ephemeral(body, event_type):
+            room = body.get("rooms", {}).get("join", {}).get(room_id, {})
+            return [e for e in room.get("ephemeral", {}).get("events", []) if e["type"] == event_type]
+
+        async def sam_typing():
+            status, body = await self.d.request("GET", "/_matrix/client/v3/sync?timeout=0", token=self.alice)
+            return any(self.s.user_id("sam") in e["content"]["user_ids"] for e in ephemeral(body, "m.typing"))
+        await self.d.wait_for(sam_typing, what="sam typing on drocsid")
+
+        async def alice_read():
+            status, body = await self.s.request("GET", "/_matrix/client/v3/sync?timeout=0", token=self.sam)
+            return any(self.d.user_id("alice") in e["content"].get(edit, {}).get("m.read", {})
+                       for e in ephemeral(body, "m.receipt"))
+        await self.s.wait_for(alice_read, what="alice's receipt on synapse")
+
+    @inline
     async def test_room_version_12_both_ways(self):
         # v12 room IDs carry no server name: joins go through ?via=.
         synapse_room = await self.s.create_room(self.sam, preset="public_chat", room_version="12")
