@@ -118,6 +118,34 @@ class TwoServerRoomTests(unittest.TestCase):
 
 
     @inline
+    async def test_leave_and_join_again(self):
+        room_id = await self.a.create_room(self.alice, preset="public_chat")
+        status, body = await self.b.join(self.bob, room_id, via=[self.a.server_name])
+        self.assertEqual(status, 200, body)
+        status, body = await self.b.request("POST", f"/_matrix/client/v3/rooms/{path_id(room_id)}/leave", {},
+                                            token=self.bob)
+        self.assertEqual(status, 200, body)
+        bob_id = self.b.user_id("bob")
+
+        async def membership_on_a(expected):
+            status, body = await self.a.request(
+                "GET", f"/_matrix/client/v3/rooms/{path_id(room_id)}/state/m.room.member/{path_id(bob_id)}",
+                token=self.alice)
+            return status == 200 and body["membership"] == expected
+        await self.a.wait_for(lambda: membership_on_a("leave"), what="bob's leave on a")
+        missed = await self.a.send_text(self.alice, room_id, "while bob was away")
+
+        # B is no longer in the room: joining again goes through A, with today's state.
+        status, body = await self.b.join(self.bob, room_id, via=[self.a.server_name])
+        self.assertEqual(status, 200, body)
+        await self.a.wait_for(lambda: membership_on_a("join"), what="bob's new join on a")
+        back = await self.a.send_text(self.alice, room_id, "welcome back")
+        await self.b.wait_for_event(self.bob, room_id, back)
+        reply = await self.b.send_text(self.bob, room_id, "thanks")
+        await self.a.wait_for_event(self.alice, room_id, reply)
+        self.assertIsNotNone(missed)
+
+    @inline
     async def test_history_hidden_from_newcomers_stays_hidden_over_federation(self):
         room_id = await self.a.create_room(self.alice, preset="public_chat", initial_state=[{
             "type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "joined"}}])
