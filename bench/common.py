@@ -20,8 +20,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -702,3 +704,51 @@ def noise_lines(cores_by_label: dict[str, float | None], cpus: int | None, what:
         lines.append(f"! other work used over {BUSY_CORES} cores meanwhile: latencies are inflated;"
                      " rerun on a quiet machine to compare them")
     return lines
+
+
+# --- delivery: long-polling /sync until a message shows up -------------------------------
+
+SYNC_PATH = "/_matrix/client/v3/sync"
+
+
+def sync_path(since: str | None, timeout_ms: int) -> str:
+    query = f"timeout={timeout_ms}" + (f"&since={quote(since, safe='')}" if since else "")
+    return f"{SYNC_PATH}?{query}"
+
+
+class LongPoller:
+    """The receiver's side of one delivery sample, in a thread: long-polls /sync from
+    ``since`` until an answer holds ``marker`` (a unique string in the message body), and
+    notes when that answer was read. ``written`` is set once the first request is out."""
+
+    def __init__(self, port: int, token: str, since: str, marker: str, *, timeout: float = 60.0,
+                 long_poll_ms: int = 30000, max_polls: int = 20):
+        self.port, self.token, self.since, self.marker = port, token, since, marker.encode()
+        self.timeout, self.long_poll_ms, self.max_polls = timeout, long_poll_ms, max_polls
+        self.written = threading.Event()
+        self.found_at: float | None = None
+        self.polls = 0
+        self.error: str | None = None
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection(HOST, self.port, timeout=self.timeout)
+        headers = {"Authorization": f"Bearer {self.token}"}
+        try:
+            for _ in range(self.max_polls):
+                conn.request("GET", sync_path(self.since, self.long_poll_ms), headers=headers)
+                self.written.set()
+                response = conn.getresponse()
+                raw = response.read()
+                read_at = time.perf_counter()
+                self.polls += 1
+                body = expect_json(response.status, raw, "long-poll sync", "next_batch")
+                self.since = body["next_batch"]
+                if self.marker in raw:
+                    self.found_at = read_at
+                    return
+            self.error = f"message not delivered within {self.max_polls} sync answers"
+        except Exception as error:  # a thread's failure must show up in the results
+            self.error = f"{type(error).__name__}: {error}"
+        finally:
+            self.written.set()
+            conn.close()

@@ -50,7 +50,8 @@ from urllib.parse import quote
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
-    HOST, LOGIN_PATH, REGISTER_PATH, REQUEST_TIMEOUT, BenchError, Drocsid, JsonClient, Synapse,
+    LongPoller, sync_path,
+    LOGIN_PATH, REGISTER_PATH, REQUEST_TIMEOUT, BenchError, Drocsid, JsonClient, Synapse,
     cpu_snapshot, descendants, dig, expect_json, free_port, install_sigterm_handler, keep_logs,
     machine_meta, memory_mib, noise_lines, other_cpu_cores, percentile, render_rows, stop,
     stop_all, timed_start, wait_idle,
@@ -76,11 +77,6 @@ MAX_N = 100_000
 
 def room_path(room_id: str, tail: str) -> str:
     return f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/{tail}"
-
-
-def sync_path(since: str | None, timeout_ms: int) -> str:
-    query = f"timeout={timeout_ms}" + (f"&since={quote(since, safe='')}" if since else "")
-    return f"{SYNC_PATH}?{query}"
 
 
 def register(port: int, username: str) -> JsonClient:
@@ -124,41 +120,6 @@ def sync_once(client: JsonClient, since: str | None, timeout_ms: int) -> tuple[b
 
 # --- delivery: send to sync ---------------------------------------------------------------
 
-class LongPoller:
-    """B's side of one sample, in a thread: long-polls /sync from ``since`` until an answer
-    holds ``marker`` (a unique string in A's message body), and notes when it was read."""
-
-    def __init__(self, port: int, token: str, since: str, marker: str):
-        self.port, self.token, self.since, self.marker = port, token, since, marker.encode()
-        self.written = threading.Event()  # the first sync request is on the wire
-        self.found_at: float | None = None
-        self.polls = 0
-        self.error: str | None = None
-
-    def run(self) -> None:
-        conn = http.client.HTTPConnection(HOST, self.port, timeout=REQUEST_TIMEOUT)
-        headers = {"Authorization": f"Bearer {self.token}"}
-        try:
-            for _ in range(MAX_POLLS):
-                conn.request("GET", sync_path(self.since, LONG_POLL_MS), headers=headers)
-                self.written.set()
-                response = conn.getresponse()
-                raw = response.read()
-                read_at = time.perf_counter()
-                self.polls += 1
-                body = expect_json(response.status, raw, "long-poll sync", "next_batch")
-                self.since = body["next_batch"]
-                if self.marker in raw:
-                    self.found_at = read_at
-                    return
-            self.error = f"message not delivered within {MAX_POLLS} sync answers"
-        except Exception as error:  # a thread's failure must show up in the results
-            self.error = f"{type(error).__name__}: {error}"
-        finally:
-            self.written.set()
-            conn.close()
-
-
 def run_delivery(port: int, sender: JsonClient, receiver_token: str, room_id: str, since: str,
                  n: int, prefix: str) -> tuple[dict, str]:
     """``n`` sequential samples; returns their summary and B's latest sync token."""
@@ -170,7 +131,8 @@ def run_delivery(port: int, sender: JsonClient, receiver_token: str, room_id: st
             first_error = first_error or f"phase stopped after {PHASE_BUDGET:.0f} s"
             break
         marker = f"sync-bench {prefix} {index} {secrets.token_hex(6)}"
-        poller = LongPoller(port, receiver_token, since, marker)
+        poller = LongPoller(port, receiver_token, since, marker, timeout=REQUEST_TIMEOUT,
+                            long_poll_ms=LONG_POLL_MS, max_polls=MAX_POLLS)
         thread = threading.Thread(target=poller.run, daemon=True, name=f"sync-{index}")
         thread.start()
         poller.written.wait(SAMPLE_TIMEOUT)
