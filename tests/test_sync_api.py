@@ -309,6 +309,28 @@ class UnreadCountTests:
                          {"notification_count": 0, "highlight_count": 0})
 
 
+    @inline
+    async def test_counts_add_up_across_syncs_and_restart_at_a_receipt(self):
+        alice, bob = await self.user("alice"), await self.user("bob")
+        room_id = await self.room(alice, preset="public_chat")
+        await self.request("POST", f"{V3}/join/{q(room_id)}", {}, token=bob)
+
+        async def counts():
+            body = await self.sync(bob)
+            return body["rooms"]["join"][room_id]["unread_notifications"]["notification_count"]
+        seen = []
+        for round_number in range(3):
+            for text in ("a", "b"):
+                await self.say(alice, room_id, f"{text}{round_number}")
+            seen.append(await counts())
+        self.assertEqual(seen, [2, 4, 6])
+        last = await self.say(alice, room_id, "read up to here")
+        status, _ = await self.request("POST", f"{V3}/rooms/{q(room_id)}/receipt/m.read/{q(last)}", {}, token=bob)
+        self.assertEqual(await counts(), 0)
+        await self.say(alice, room_id, "one more")
+        self.assertEqual(await counts(), 1)
+
+
 class UnreadCountSqliteTests(UnreadCountTests, SyncTestCase):
     engine = "sqlite"
 

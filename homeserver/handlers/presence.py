@@ -96,6 +96,8 @@ class PresenceHandler:
 
     async def sync_section(self, user_id: str, device_id: str, since, token) -> tuple[dict, bool]:
         """Presence of the users who share a room with ``user_id`` (and their own)."""
+        if since is not None and since.presence >= token.presence:
+            return {"presence": {"events": []}}, False  # no presence changed anywhere since
         visible = await self._rooms.users_sharing_rooms(user_id)
         rows = await self._store.get(sorted(visible), 0 if since is None else since.presence)
         rows = [r for r in rows if r.stream_id <= token.presence]

@@ -298,15 +298,12 @@ class SyncHandler:
         return events
 
     async def _summary(self, user_id: str, room_id: str) -> dict:
-        head = await self._heads.get(room_id)
-        if head is None:
+        if await self._heads.get(room_id) is None:
             return {}
-        member_ids = [v for (t, _), v in head.state.items() if t == "m.room.member"]
-        members = await self._writer.get_events(member_ids)
-        joined = sorted(e.state_key for e in members.values() if e.membership == "join")
-        invited = sorted(e.state_key for e in members.values() if e.membership == "invite")
-        heroes = [u for u in joined + invited if u != user_id][:5]
-        return {"m.heroes": heroes, "m.joined_member_count": len(joined), "m.invited_member_count": len(invited)}
+        members = await self._unread.members.get(room_id)
+        heroes = [u for u in members.joined + members.invited if u != user_id][:5]
+        return {"m.heroes": heroes, "m.joined_member_count": len(members.joined),
+                "m.invited_member_count": len(members.invited)}
 
     async def _invite_state(self, plan: _RoomPlan, now: int) -> list[dict]:
         head = await self._heads.get(plan.room_id)

@@ -3,16 +3,32 @@ say notify (and highlight).
 
 Counted when a sync asks, over at most ``MAX_EVENTS_COUNTED`` events after the receipt
 (a room unread for longer shows that many); the push rules come from ``hs.push_rules``.
+A count is kept per user and room with the stream position it reached, so the next
+sync only judges the events that arrived since, until the receipt moves or the push
+rules change.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from homeserver.events.auth_rules import user_power_level
+from homeserver.handlers.room_members import RoomMembersCache
 from homeserver.push import PushContext
+from storage.cache import LruCache
 
 MAX_EVENTS_COUNTED = 200
 COUNTED_TYPES = ("m.room.message", "m.room.encrypted", "m.sticker", "m.call.invite", "m.room.member",
                  "m.room.tombstone", "m.room.server_acl", "m.poll.start", "org.matrix.msc3381.poll.start")
+
+
+@dataclass(frozen=True)
+class _Count:
+    read_position: int
+    evaluator: object
+    upto: int  # the newest stream position judged
+    notify: int
+    highlight: int
 
 
 class UnreadCounter:
@@ -22,6 +38,8 @@ class UnreadCounter:
         self._writer = writer
         self._heads = heads
         self._push_rules = push_rules_service
+        self.members = RoomMembersCache(heads, writer)
+        self._counts: LruCache[tuple[str, str], _Count] = LruCache(100_000)
 
     async def push_rules_json(self, user_id: str) -> dict | None:
         """The user's push rules as the m.push_rules account data clients expect."""
@@ -48,20 +66,28 @@ class UnreadCounter:
         positions = await self._read_positions(user_id, room_ids)
         result = {}
         for room_id in room_ids:
-            rows = await self._events.recent_events([room_id], MAX_EVENTS_COUNTED, positions.get(room_id, 0),
-                                                    2 ** 62)
-            events = [r.event for r in rows.get(room_id, []) if r.event.sender != user_id
-                      and r.event.type in COUNTED_TYPES]
-            if not events:
-                result[room_id] = (0, 0)
-                continue
-            context = await self._context(user_id, room_id)
-            notify = highlight = 0
-            for event in events:
-                outcome = evaluator.evaluate(event, context(event.sender))
-                if outcome.notify:
-                    notify += 1
-                    highlight += 1 if outcome.highlight else 0
+            read_position = positions.get(room_id, 0)
+            earlier = self._counts.get((user_id, room_id))
+            if earlier is None or earlier.read_position != read_position or earlier.evaluator is not evaluator:
+                earlier = _Count(read_position, evaluator, read_position, 0, 0)
+            rows = (await self._events.recent_events([room_id], MAX_EVENTS_COUNTED, earlier.upto, 2 ** 62)
+                    ).get(room_id, [])
+            if len(rows) >= MAX_EVENTS_COUNTED and earlier.upto != read_position:
+                # Too much arrived since the last count to add to it: count afresh.
+                earlier = _Count(read_position, evaluator, read_position, 0, 0)
+                rows = (await self._events.recent_events([room_id], MAX_EVENTS_COUNTED, read_position, 2 ** 62)
+                        ).get(room_id, [])
+            notify, highlight = earlier.notify, earlier.highlight
+            events = [r.event for r in rows if r.event.sender != user_id and r.event.type in COUNTED_TYPES]
+            if events:
+                context = await self._context(user_id, room_id)
+                for event in events:
+                    outcome = evaluator.evaluate(event, context(event.sender))
+                    if outcome.notify:
+                        notify += 1
+                        highlight += 1 if outcome.highlight else 0
+            upto = max([earlier.upto] + [r.event.stream_ordering or 0 for r in rows])
+            self._counts.set((user_id, room_id), _Count(read_position, evaluator, upto, notify, highlight))
             result[room_id] = (notify, highlight)
         return result
 
@@ -71,8 +97,7 @@ class UnreadCounter:
         ids = {k: head.state[k] for k in keys if k in head.state}
         loaded = await self._writer.get_events(ids.values())
         state = {k: loaded[v] for k, v in ids.items() if v in loaded}
-        member_events = await self._writer.get_events(v for (t, _), v in head.state.items() if t == "m.room.member")
-        members = sum(1 for e in member_events.values() if e.membership == "join")
+        members = len((await self.members.get(room_id)).joined)
         member = state.get(("m.room.member", user_id))
         name = member.content.get("displayname") if member else None
         levels = state.get(("m.room.power_levels", ""))
