@@ -12,6 +12,7 @@ from twisted.logger import Logger
 
 from homeserver import __version__
 from federation import key_server
+from homeserver import api
 from homeserver.client import (account, capabilities, directory, keys, login, media, push_rules,
                                registration, relations, room_activity, rooms, sync, user_data, versions)
 from homeserver.client import discovery, presence
@@ -58,7 +59,7 @@ from storage.stores.users import UserStore
 log = Logger(namespace="drocsid.app")
 
 _SERVLETS = (versions, registration, login, account, capabilities, rooms, directory, key_server, sync,
-             room_activity, relations, user_data, media, push_rules, keys, discovery, presence)
+             room_activity, relations, user_data, media, push_rules, keys, discovery, presence, api)
 
 
 class StartupError(Exception):

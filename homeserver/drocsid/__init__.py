@@ -1,0 +1,1 @@
+"""Drocsid concepts (servers, channels, roles, permissions) on top of Matrix rooms."""
