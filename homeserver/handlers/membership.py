@@ -6,6 +6,9 @@ event a request means and gives the answer a client expects when nothing would c
 
 from __future__ import annotations
 
+from homeserver.events.auth_events import AUTHORISING_USER
+from homeserver.events.auth_rules import (CREATE_KEY, JOIN_RULES_KEY, POWER_LEVELS_KEY, membership_of,
+                                          power_level_for, user_power_level)
 from homeserver.events.event import Event
 from homeserver.handlers.event_sender import EventSender
 from homeserver.handlers.room_heads import RoomHeads
@@ -104,9 +107,42 @@ class MembershipHandler:
                 await self._rooms.unforget(user_id, room_id)
                 return room_id
         await self._require_room(room_id)
-        await self._change(user_id, room_id, user_id, "join", reason, await self._profiles.member_content(user_id))
+        content = await self._profiles.member_content(user_id)
+        authoriser = await self._join_authoriser(room_id, user_id)
+        if authoriser is not None:
+            content[AUTHORISING_USER] = authoriser
+        await self._change(user_id, room_id, user_id, "join", reason, content)
         await self._rooms.unforget(user_id, room_id)
         return room_id
+
+    async def _join_authoriser(self, room_id: str, user_id: str) -> str | None:
+        """For a join to a restricted room the user may enter through one of the rooms
+        its rule allows: a joined local user who may invite, to name in the join (as
+        Synapse does). None when the room is not restricted or the user is in no such room."""
+        head = await self._heads.get(room_id)
+        rules_id = head.state.get(JOIN_RULES_KEY) if head is not None else None
+        rules = await self._events.get_event(rules_id) if rules_id else None
+        if rules is None or rules.content.get("join_rule") not in ("restricted", "knock_restricted"):
+            return None
+        if await self.current_membership(room_id, user_id) in ("invite", "join"):
+            return None
+        allow = rules.content.get("allow")
+        allowed = [a["room_id"] for a in (allow if isinstance(allow, list) else [])
+                   if isinstance(a, dict) and a.get("type") == "m.room_membership"
+                   and isinstance(a.get("room_id"), str)]
+        if not [r for r in allowed if await self.current_membership(r, user_id) == "join"]:
+            return None
+        suffix = ":" + self._server_name
+        keys = [k for k in head.state if k in (CREATE_KEY, POWER_LEVELS_KEY)
+                or (k[0] == "m.room.member" and k[1].endswith(suffix))]
+        loaded = await self._events.get_events([head.state[k] for k in keys])
+        state = {k: loaded[head.state[k]] for k in keys if head.state[k] in loaded}
+        needed = power_level_for(state, "invite")
+        for event_type, member in sorted(state):
+            if event_type == "m.room.member" and membership_of(state, member) == "join" \
+                    and user_power_level(head.version, state, member) >= needed:
+                return member
+        return None
 
     async def knock(self, user_id: str, room_id_or_alias: str, reason: str | None = None,
                     servers: list[str] | None = None) -> str:
