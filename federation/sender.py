@@ -80,10 +80,11 @@ class FederationSender:
 
     def on_new_event(self, event: Event) -> None:
         local = server_name_of(event.sender) == self._server_name
-        if not local and not self._hs.federation_relay.is_relayed(event.event_id):
+        if self._stopped or not local and not self._hs.federation_relay.is_relayed(event.event_id):
             return
         d = defer.ensureDeferred(self._fan_out(event))
         d.addErrback(lambda failure: log.failure("fanning out {event_id} failed", failure, event_id=event.event_id))
+        self._track(d)
 
     async def _fan_out(self, event: Event) -> None:
         head = self._hs.room_heads.peek(event.room_id)
@@ -120,11 +121,19 @@ class FederationSender:
         if queue is None:
             destination = Destination(server, position)
             queue = self._queues[server] = _Queue(destination)
+            if self._stopped:
+                return queue  # shutting down: the database is going; nothing will be sent anyway
             stored = defer.ensureDeferred(self._store.add_destination(destination))
             stored.addErrback(lambda failure: log.failure("storing destination {server} failed", failure,
                                                           server=server))
+            self._track(stored)
             queue.stored = stored
         return queue
+
+    def _track(self, work: defer.Deferred) -> None:
+        """Remember background work, so that stop() waits for it before the database closes."""
+        self._running.add(work)
+        work.addBoth(lambda result: (self._running.discard(work), result)[1])
 
     def send_edu(self, destination: str, edu_type: str, content: dict) -> None:
         if destination == self._server_name:
@@ -145,8 +154,11 @@ class FederationSender:
         queue.destination.retry_last_ts = 0
         if queue.retry_call is not None and queue.retry_call.active():
             queue.retry_call.cancel()
+        if self._stopped:
+            return
         saved = defer.ensureDeferred(self._store.save_destination(queue.destination))
         saved.addErrback(lambda failure: log.failure("saving destination {server} failed", failure, server=server))
+        self._track(saved)
         self._wake(server)
 
     # -- the loop per destination ----------------------------------------------------------

@@ -7,13 +7,13 @@ To add routes, write a module with ``register(api, hs)`` and list it in ``_MODUL
 
 from __future__ import annotations
 
-from homeserver.api import auth, channels, servers, users
+from homeserver.api import auth, channels, messages, servers, users
 from homeserver.api.openapi import build_document
 from homeserver.api.routes import ApiRoutes
 from homeserver.http.router import Router
 
 # users first: other modules refer to its User schema.
-_MODULES = (users, auth, servers, channels)
+_MODULES = (users, auth, servers, channels, messages)
 
 
 def register_routes(router: Router, hs) -> None:
