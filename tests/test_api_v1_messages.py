@@ -7,19 +7,10 @@ from urllib.parse import quote
 
 from homeserver.drocsid import permissions as perms
 from tests.support.server import HomeserverTestCase, inline
-from tests.test_api_v1_servers import API, V3, q
+from tests.support.api import API, V3, ApiHelpers, q
 
 
-class MessageTests:
-    async def user(self, name: str) -> tuple[str, str]:
-        body = await self.register(name)
-        return body["user_id"], body["access_token"]
-
-    async def ok(self, method, path, body=None, *, token):
-        status, answer = await self.request(method, path, body, token=token)
-        self.assertEqual(status, 200, answer)
-        return answer
-
+class MessageTests(ApiHelpers):
     async def setup_server(self):
         """alice owns a server with #general; bob is a member who joined it."""
         alice, token = await self.user("alice")

@@ -3,29 +3,12 @@ Drocsid permissions, on both engines."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from homeserver.drocsid import permissions as perms
+from tests.support.api import API, V3, ApiHelpers, q
 from tests.support.server import HomeserverTestCase, inline
 
-API = "/api/v1"
-V3 = "/_matrix/client/v3"
 
-
-def q(room_id: str) -> str:
-    return quote(room_id, safe="")
-
-
-class ServerTests:
-    async def user(self, name: str) -> tuple[str, str]:
-        body = await self.register(name)
-        return body["user_id"], body["access_token"]
-
-    async def ok(self, method, path, body=None, *, token):
-        status, answer = await self.request(method, path, body, token=token)
-        self.assertEqual(status, 200, answer)
-        return answer
-
+class ServerTests(ApiHelpers):
     async def state(self, room_id, token, event_type, state_key=""):
         return await self.request("GET", f"{V3}/rooms/{q(room_id)}/state/{event_type}/{q(state_key)}",
                                   token=token)
