@@ -62,7 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 from common import (  # noqa: E402
-    LongPoller,
+    SYNC_PATH, LongPoller,
     DROCSID_BIN, DROCSID_PYTHON, HOST, PG_HOST, PG_PORT, PG_USER, REGISTER_PATH, REPO_DIR,
     BenchError, Drocsid, JsonClient, Synapse, cpu_snapshot, create_database, descendants, dig,
     drop_database, expect_json, install_sigterm_handler, keep_logs, machine_meta, memory_mib,
@@ -71,7 +71,6 @@ from common import (  # noqa: E402
 )
 
 CREATE_ROOM_PATH = "/_matrix/client/v3/createRoom"
-SYNC_PATH = "/_matrix/client/v3/sync"
 PASSWORD = "bench-Passw0rd-federation"
 ROOM_VERSION = "11"           # both servers; Synapse's default is 10, Drocsid's 11
 WARMUP_DELIVERIES = 10

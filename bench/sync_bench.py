@@ -50,7 +50,7 @@ from urllib.parse import quote
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
-    LongPoller, sync_path,
+    SYNC_PATH, LongPoller, sync_path,
     LOGIN_PATH, REGISTER_PATH, REQUEST_TIMEOUT, BenchError, Drocsid, JsonClient, Synapse,
     cpu_snapshot, descendants, dig, expect_json, free_port, install_sigterm_handler, keep_logs,
     machine_meta, memory_mib, noise_lines, other_cpu_cores, percentile, render_rows, stop,
@@ -58,7 +58,6 @@ from common import (  # noqa: E402
 )
 
 CREATE_ROOM_PATH = "/_matrix/client/v3/createRoom"
-SYNC_PATH = "/_matrix/client/v3/sync"
 PASSWORD = "bench-Passw0rd-sync"
 ROOM_VERSION = "11"        # the same for both servers (Drocsid's default; Synapse's is 10)
 LONG_POLL_MS = 30000       # the sync timeout B's long poll asks for

@@ -60,14 +60,16 @@ class FederationAuthenticator:
 
     async def check_acl(self, origin: str, room_id: str) -> None:
         """403 if the room's m.room.server_acl shuts ``origin`` out."""
-        head = await self._hs.room_heads.get(room_id)
-        if head is None:
-            return
-        acl_id = head.state.get(("m.room.server_acl", ""))
-        if acl_id is None:
-            return
-        acl = await self._hs.events.get_event(acl_id)
-        if acl is not None and not server_allowed(origin, acl.content):
+        acl = await room_server_acl(self._hs, room_id)
+        if acl is not None and not server_allowed(origin, acl):
             raise forbidden(f"Server {origin} is banned from this room by its server ACL")
+
+
+async def room_server_acl(hs, room_id: str) -> dict | None:
+    """The content of the room's current m.room.server_acl, if it has one."""
+    head = await hs.room_heads.get(room_id)
+    acl_id = head.state.get(("m.room.server_acl", "")) if head is not None else None
+    acl = await hs.events.get_event(acl_id) if acl_id else None
+    return acl.content if acl is not None else None
 
 

@@ -6,10 +6,9 @@ them and ``/sync`` never presents them as new."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from twisted.logger import Logger
 
+from federation.client import path_of
 from federation.pdu_handler import PduHandler, PduRefused
 from homeserver.events.event import Event
 from homeserver.locks import KeyedLock
@@ -52,7 +51,7 @@ class Backfiller:
 
     async def _from(self, server: str, room_id: str, version, starts: list[str]) -> int:
         response = await self._hs.federation_client.get_json(
-            server, "/_matrix/federation/v1/backfill/" + quote(room_id, safe=""),
+            server, path_of("/_matrix/federation/v1/backfill/", room_id),
             query=[("v", e) for e in starts] + [("limit", str(BACKFILL_LIMIT))])
         pdus = response.get("pdus") if isinstance(response.get("pdus"), list) else []
         checked: dict[str, Event] = {}

@@ -82,6 +82,12 @@ def _query_value(value: Any) -> str:
     return str(value)
 
 
+def path_of(prefix: str, *segments: str) -> str:
+    """A request path: ``prefix`` followed by each segment percent-encoded whole (IDs
+    hold ``:``, ``!``, ``$`` and ``@``, which must not split or end the path)."""
+    return prefix + "/".join(quote(s, safe="") for s in segments)
+
+
 def encode_query(query: Query | None) -> str:
     """``a=1&b=2`` from a dict (a list value repeats the name) or a list of pairs."""
     if not query:

@@ -10,7 +10,8 @@ from twisted.logger import Logger
 
 from federation.pdu_handler import PduHandler, PduRefused
 from homeserver.events.auth_events import auth_types_for_event
-from homeserver.events.auth_rules import AuthError, check_auth, power_level_for, user_power_level
+from homeserver.events.auth_rules import AuthError, check_auth
+from homeserver.events.client_format import stripped_event, stripped_state_ids
 from homeserver.events.event import Event
 from homeserver.events.received import parse_received_pdu, server_name_of
 from homeserver.events.room_versions import UnsupportedRoomVersion, room_version
@@ -24,17 +25,11 @@ from storage.stores.federation import FederationStore
 
 log = Logger(namespace="drocsid.federation.membership")
 
-STRIPPED_STATE_TYPES = ("m.room.create", "m.room.name", "m.room.avatar", "m.room.topic", "m.room.join_rules",
-                        "m.room.canonical_alias", "m.room.encryption")
 
 
 def incompatible_version(version: str) -> MatrixError:
     return MatrixError(400, "M_INCOMPATIBLE_ROOM_VERSION", f"Room version {version} is not supported by the"
                        " requesting server", room_version=version)
-
-
-def stripped(event: Event) -> dict:
-    return {"type": event.type, "state_key": event.state_key, "sender": event.sender, "content": event.content}
 
 
 class RelayedEvents:
@@ -105,48 +100,20 @@ class MembershipServer:
 
     async def _restricted_join_authoriser(self, head, user_id: str) -> str | None:
         """For a restricted room: one of our users who may invite, when the joiner is in
-        one of the allowed rooms; None when the join rule is not restricted or the user
-        is already invited or joined. 400 M_UNABLE_TO_AUTHORISE_JOIN when no one can vouch."""
-        rules_id = head.state.get(("m.room.join_rules", ""))
-        rules = await self._events.get_event(rules_id) if rules_id else None
-        rule = rules.content.get("join_rule") if rules else None
-        if rule not in ("restricted", "knock_restricted"):
+        one of the allowed rooms; None when the join rule is not restricted, the user is
+        already invited or joined, or (knock_restricted) may only knock. 400
+        M_UNABLE_TO_AUTHORISE_JOIN / M_UNABLE_TO_GRANT_JOIN when no one can vouch."""
+        restricted = await self._hs.membership.restricted_join(head.room_id, user_id)
+        if restricted is None:
             return None
-        member_id = head.state.get(("m.room.member", user_id))
-        member = await self._events.get_event(member_id) if member_id else None
-        if member is not None and member.membership in ("invite", "join"):
-            return None
-        allowed = [entry.get("room_id") for entry in rules.content.get("allow", [])
-                   if isinstance(entry, dict) and entry.get("type") == "m.room_membership"]
-        in_allowed_room = False
-        for allowed_room in allowed:
-            if not isinstance(allowed_room, str):
-                continue
-            allowed_head = await self._heads.get(allowed_room)
-            event_id = allowed_head.state.get(("m.room.member", user_id)) if allowed_head else None
-            event = await self._events.get_event(event_id) if event_id else None
-            if event is not None and event.membership == "join":
-                in_allowed_room = True
-                break
-        if not in_allowed_room:
-            if rule == "knock_restricted":
+        if not restricted.in_allowed_room:
+            if restricted.rule == "knock_restricted":
                 return None
             raise MatrixError(400, "M_UNABLE_TO_AUTHORISE_JOIN", "The user is in none of the rooms that allow"
                               " joining")
-        state = await self._auth_state(head, [("m.room.power_levels", "")])
-        invite_level = power_level_for(state, "invite")
-        for (event_type, state_key), event_id in head.state.items():
-            if event_type != "m.room.member" or server_name_of(state_key) != self._server_name:
-                continue
-            member = await self._events.get_event(event_id)
-            if member is None or member.membership != "join":
-                continue
-            levels = {**state, ("m.room.member", state_key): member}
-            if create := (await self._auth_state(head, [])).get(CREATE_KEY):
-                levels[CREATE_KEY] = create
-            if user_power_level(head.version, levels, state_key) >= invite_level:
-                return state_key
-        raise MatrixError(400, "M_UNABLE_TO_GRANT_JOIN", "No user of this server can authorise the join")
+        if restricted.authoriser is None:
+            raise MatrixError(400, "M_UNABLE_TO_GRANT_JOIN", "No user of this server can authorise the join")
+        return restricted.authoriser
 
     # -- send_* ---------------------------------------------------------------------------
 
@@ -194,9 +161,9 @@ class MembershipServer:
 
     async def knock_state(self, event: Event) -> list[dict]:
         head = await self._heads.get(event.room_id)
-        ids = [head.state[(t, "")] for t in STRIPPED_STATE_TYPES if (t, "") in head.state]
+        ids = stripped_state_ids(head.state)
         loaded = await self._events.get_events(ids)
-        return [stripped(loaded[i]) for i in ids if i in loaded]
+        return [stripped_event(loaded[i]) for i in ids if i in loaded]
 
     # -- invites of our users -----------------------------------------------------------
 
@@ -240,7 +207,7 @@ class MembershipServer:
         head = await self._heads.get(event.room_id)
         if head is not None and head.extremities:
             return  # we are in the room: the invite reaches us through the DAG as well
-        preview = [self._strip(s) for s in invite_state] + [stripped(event)]
+        preview = [self._strip(s) for s in invite_state] + [stripped_event(event)]
         # The room row first: stored events are read back with their room's version.
         await self._hs.federation_store.store_remote_invite(event.room_id, event.room_version.identifier,
                                                             event.state_key, event.event_id, preview)

@@ -15,11 +15,12 @@ checks, and outliers through the auth rules against their own auth events.
 from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
-from urllib.parse import quote
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from federation.auth import room_server_acl
+from federation.client import path_of
 from homeserver.events.auth_rules import AuthError, check_auth, check_auth_events
 from homeserver.events.event import Event
 from homeserver.events.received import parse_received_pdu, server_name_of
@@ -44,10 +45,6 @@ class PduRefused(Exception):
     def __init__(self, reason: str, event_id: str | None = None):
         super().__init__(reason)
         self.event_id = event_id
-
-
-def _path(*segments: str) -> str:
-    return "/".join(quote(s, safe="") for s in segments)
 
 
 def topological_by_auth(events: Iterable[Event]) -> list[Event]:
@@ -118,13 +115,9 @@ class PduHandler:
     async def _check_acl(self, event: Event, origin: str) -> None:
         """Both the server that sent the transaction and the event's own server must be
         let in by the room's m.room.server_acl."""
-        head = await self._heads.get(event.room_id)
-        acl_id = head.state.get(("m.room.server_acl", "")) if head is not None else None
-        if acl_id is None:
-            return
-        acl = await self._events.get_event(acl_id)
+        acl = await room_server_acl(self._hs, event.room_id)
         for server in {origin, server_name_of(event.sender)}:
-            if acl is not None and not server_allowed(server, acl.content):
+            if acl is not None and not server_allowed(server, acl):
                 raise PduRefused(f"{server} is denied by the room's server ACL")
 
     async def process(self, origin: str, event: Event, fetch_prevs: bool = True) -> Event:
@@ -160,7 +153,7 @@ class PduHandler:
                 "earliest_events": list(head.extremities) if head else [], "latest_events": [event.event_id]}
         try:
             response = await self._client.post_json(
-                origin, "/_matrix/federation/v1/get_missing_events/" + _path(event.room_id), body)
+                origin, path_of("/_matrix/federation/v1/get_missing_events/", event.room_id), body)
         except Exception as error:
             log.info("get_missing_events from {origin} failed: {error}", origin=origin, error=str(error),
                      event="get_missing_events_failed")
@@ -185,7 +178,7 @@ class PduHandler:
     async def fetch_auth_chain(self, origin: str, room_id: str, event_id: str) -> None:
         version = await self._room_version(room_id)
         response = await self._client.get_json(
-            origin, "/_matrix/federation/v1/event_auth/" + _path(room_id, event_id))
+            origin, path_of("/_matrix/federation/v1/event_auth/", room_id, event_id))
         chain = response.get("auth_chain") if isinstance(response.get("auth_chain"), list) else []
         await self.store_outliers(version, room_id, chain)
 
@@ -202,7 +195,7 @@ class PduHandler:
     async def state_after(self, origin: str, room_id: str, event_id: str) -> dict[StateKey, str]:
         """The state after ``event_id`` as ``origin`` sees it, every event of it stored."""
         version = await self._room_version(room_id)
-        path = "/_matrix/federation/v1/state_ids/" + _path(room_id)
+        path = path_of("/_matrix/federation/v1/state_ids/", room_id)
         response = await self._client.get_json(origin, path, query={"event_id": event_id})
         state_ids = [e for e in response.get("pdu_ids", []) if isinstance(e, str)]
         chain_ids = [e for e in response.get("auth_chain_ids", []) if isinstance(e, str)]
@@ -210,7 +203,7 @@ class PduHandler:
         known = await self._events.get_event_rows(wanted)
         unknown = [e for e in wanted if e not in known]
         if len(unknown) > FETCH_EACH_LIMIT:
-            state = await self._client.get_json(origin, "/_matrix/federation/v1/state/" + _path(room_id),
+            state = await self._client.get_json(origin, path_of("/_matrix/federation/v1/state/", room_id),
                                                 query={"event_id": event_id})
             pdus = [p for key in ("pdus", "auth_chain") for p in state.get(key, []) if isinstance(p, dict)]
             pdus += await self._fetch_events(origin, [event_id] if event_id in unknown else [])
@@ -228,7 +221,7 @@ class PduHandler:
     async def _fetch_events(self, origin: str, event_ids: list[str]) -> list[dict]:
         async def one(event_id: str):
             try:
-                response = await self._client.get_json(origin, "/_matrix/federation/v1/event/" + _path(event_id))
+                response = await self._client.get_json(origin, path_of("/_matrix/federation/v1/event/", event_id))
             except Exception as error:
                 log.info("could not fetch {event_id} from {origin}: {error}", event_id=event_id, origin=origin,
                          error=str(error))

@@ -10,13 +10,14 @@ and the join becomes the room's first forward extremity here, with that state.
 from __future__ import annotations
 
 from typing import Any, Iterable
-from urllib.parse import quote
 
 from twisted.logger import Logger
 
+from federation.client import path_of
 from federation.pdu_handler import PduHandler, PduRefused
 from homeserver.events.auth_rules import AuthError, check_auth, check_auth_events
 from homeserver.events.builder import build_event
+from homeserver.events.client_format import stripped_event, stripped_state_ids
 from homeserver.events.event import Event
 from homeserver.events.received import parse_received_pdu, server_name_of
 from homeserver.events.validation import EventFormatError
@@ -27,10 +28,6 @@ from homeserver.http.errors import MatrixError, forbidden
 log = Logger(namespace="drocsid.federation.remote_membership")
 
 SUPPORTED_VERSIONS = [("ver", v) for v in KNOWN_ROOM_VERSIONS]
-
-
-def _path(*segments: str) -> str:
-    return "/".join(quote(s, safe="") for s in segments)
 
 
 def _remote_error(server: str, error: Exception) -> MatrixError:
@@ -76,7 +73,7 @@ class RemoteMembership:
             query = SUPPORTED_VERSIONS if kind in ("join", "knock") else None
             try:
                 response = await self._client.get_json(
-                    server, f"/_matrix/federation/v1/make_{kind}/" + _path(room_id, user_id), query=query)
+                    server, path_of(f"/_matrix/federation/v1/make_{kind}/", room_id, user_id), query=query)
             except Exception as error:
                 log.info("make_{kind} through {server} failed: {error}", kind=kind, server=server, error=str(error))
                 last_error = _remote_error(server, error)
@@ -116,7 +113,7 @@ class RemoteMembership:
         version = event.room_version
         try:
             answer = await self._client.put_json(
-                server, "/_matrix/federation/v2/send_join/" + _path(room_id, event.event_id), event.pdu)
+                server, path_of("/_matrix/federation/v2/send_join/", room_id, event.event_id), event.pdu)
         except Exception as error:
             raise _remote_error(server, error) from None
         signed = answer.get("event")
@@ -166,7 +163,7 @@ class RemoteMembership:
         version_path = "v2" if kind == "leave" else "v1"
         try:
             answer = await self._client.put_json(
-                server, f"/_matrix/federation/{version_path}/send_{kind}/" + _path(room_id, event.event_id),
+                server, path_of(f"/_matrix/federation/{version_path}/send_{kind}/", room_id, event.event_id),
                 event.pdu)
         except Exception as error:
             raise _remote_error(server, error) from None
@@ -191,7 +188,7 @@ class RemoteMembership:
         body = {"room_version": event.room_version.identifier, "event": event.pdu, "invite_room_state": invite_state}
         try:
             answer = await self._client.put_json(
-                destination, "/_matrix/federation/v2/invite/" + _path(room_id, event.event_id), body)
+                destination, path_of("/_matrix/federation/v2/invite/", room_id, event.event_id), body)
         except Exception as error:
             raise _remote_error(destination, error) from None
         signed = answer.get("event")
@@ -209,17 +206,8 @@ class RemoteMembership:
         return stored
 
     async def _invite_room_state(self, head) -> list[dict]:
-        from federation.membership_server import STRIPPED_STATE_TYPES
-        ids = [head.state[(t, "")] for t in STRIPPED_STATE_TYPES if (t, "") in head.state]
+        ids = stripped_state_ids(head.state)
         loaded = await self._hs.events.get_events(ids)
-        state = []
-        for event_id in ids:
-            event = loaded.get(event_id)
-            if event is None:
-                continue
-            if event.type == "m.room.create":
-                state.append(event.pdu)  # spec 1.16: the full create event
-            else:
-                state.append({"type": event.type, "state_key": event.state_key, "sender": event.sender,
-                              "content": event.content})
-        return state
+        # Spec 1.16: the create event goes whole, the rest stripped.
+        return [loaded[i].pdu if loaded[i].type == "m.room.create" else stripped_event(loaded[i])
+                for i in ids if i in loaded]

@@ -13,11 +13,11 @@ from the destination, showing it is back, ends the backoff at once.
 from __future__ import annotations
 
 import itertools
-from urllib.parse import quote
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from federation.client import path_of
 from homeserver.events.event import Event
 from homeserver.events.received import server_name_of
 from storage.stores.federation import Destination, FederationStore
@@ -217,7 +217,7 @@ class FederationSender:
         txn_id = f"{self._clock.time_ms()}.{next(self._txn_counter)}"
         body = {"origin": self._server_name, "origin_server_ts": self._clock.time_ms(), "pdus": pdus, "edus": edus}
         try:
-            response = await self._client.put_json(destination, "/_matrix/federation/v1/send/" + quote(txn_id, safe=""),
+            response = await self._client.put_json(destination, path_of("/_matrix/federation/v1/send/", txn_id),
                                                    body)
         except Exception as error:
             status = getattr(error, "status", None)

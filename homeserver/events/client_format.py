@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from homeserver.events.event import Event
 from homeserver.events.redaction import prune_event_dict
+
+
+# The state shown of a room one is invited to or knocks on, without being in it.
+STRIPPED_STATE_TYPES = ("m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar",
+                        "m.room.canonical_alias", "m.room.encryption", "m.room.topic")
+
+
+def stripped_state_ids(state: Mapping[tuple[str, str], str]) -> list[str]:
+    """IDs of the room-preview events in a state map, in ``STRIPPED_STATE_TYPES`` order."""
+    return [state[(t, "")] for t in STRIPPED_STATE_TYPES if (t, "") in state]
+
+
+def stripped_event(event: Event) -> dict[str, Any]:
+    """An event as stripped state: what a preview needs and nothing that identifies it."""
+    return {"type": event.type, "state_key": event.state_key, "sender": event.sender, "content": event.content}
 
 
 def client_event(event: Event, now_ms: int, *, redacted_by: Event | None = None, include_room_id: bool = True,

@@ -6,6 +6,8 @@ event a request means and gives the answer a client expects when nothing would c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from homeserver.events.auth_events import AUTHORISING_USER
 from homeserver.events.auth_rules import (CREATE_KEY, JOIN_RULES_KEY, POWER_LEVELS_KEY, membership_of,
                                           power_level_for, user_power_level)
@@ -15,6 +17,13 @@ from homeserver.handlers.room_heads import RoomHeads
 from homeserver.http.errors import MatrixError, forbidden, not_found
 from storage.stores.events import EventStore
 from storage.stores.rooms import RoomStore
+
+
+@dataclass(frozen=True)
+class RestrictedJoin:
+    rule: str  # restricted or knock_restricted
+    in_allowed_room: bool
+    authoriser: str | None  # a joined local user who may invite, when there is one
 
 
 class MembershipHandler:
@@ -108,21 +117,23 @@ class MembershipHandler:
                 return room_id
         await self._require_room(room_id)
         content = await self._profiles.member_content(user_id)
-        authoriser = await self._join_authoriser(room_id, user_id)
-        if authoriser is not None:
-            content[AUTHORISING_USER] = authoriser
+        restricted = await self.restricted_join(room_id, user_id)
+        if restricted is not None and restricted.authoriser is not None:
+            content[AUTHORISING_USER] = restricted.authoriser
         await self._change(user_id, room_id, user_id, "join", reason, content)
         await self._rooms.unforget(user_id, room_id)
         return room_id
 
-    async def _join_authoriser(self, room_id: str, user_id: str) -> str | None:
-        """For a join to a restricted room the user may enter through one of the rooms
-        its rule allows: a joined local user who may invite, to name in the join (as
-        Synapse does). None when the room is not restricted or the user is in no such room."""
+    async def restricted_join(self, room_id: str, user_id: str) -> RestrictedJoin | None:
+        """How a join to a restricted room stands: whether the user is in one of the rooms
+        its rule allows and, if so, a joined local user who may invite to name in the join
+        (``join_authorised_via_users_server``). None when the room is not restricted or
+        the user is already invited or joined."""
         head = await self._heads.get(room_id)
         rules_id = head.state.get(JOIN_RULES_KEY) if head is not None else None
         rules = await self._events.get_event(rules_id) if rules_id else None
-        if rules is None or rules.content.get("join_rule") not in ("restricted", "knock_restricted"):
+        rule = rules.content.get("join_rule") if rules is not None else None
+        if rule not in ("restricted", "knock_restricted"):
             return None
         if await self.current_membership(room_id, user_id) in ("invite", "join"):
             return None
@@ -131,7 +142,7 @@ class MembershipHandler:
                    if isinstance(a, dict) and a.get("type") == "m.room_membership"
                    and isinstance(a.get("room_id"), str)]
         if not [r for r in allowed if await self.current_membership(r, user_id) == "join"]:
-            return None
+            return RestrictedJoin(rule, False, None)
         suffix = ":" + self._server_name
         keys = [k for k in head.state if k in (CREATE_KEY, POWER_LEVELS_KEY)
                 or (k[0] == "m.room.member" and k[1].endswith(suffix))]
@@ -141,8 +152,8 @@ class MembershipHandler:
         for event_type, member in sorted(state):
             if event_type == "m.room.member" and membership_of(state, member) == "join" \
                     and user_power_level(head.version, state, member) >= needed:
-                return member
-        return None
+                return RestrictedJoin(rule, True, member)
+        return RestrictedJoin(rule, True, None)
 
     async def knock(self, user_id: str, room_id_or_alias: str, reason: str | None = None,
                     servers: list[str] | None = None) -> str:

@@ -11,13 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable
 
-from homeserver.events.client_format import client_event
+from homeserver.events.client_format import client_event, stripped_event, stripped_state_ids
 from homeserver.events.event import Event
 from homeserver.handlers.filtering import SyncFilter
 from homeserver.notifier import StreamToken
 
-STRIPPED_STATE_TYPES = ("m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar",
-                        "m.room.canonical_alias", "m.room.encryption", "m.room.topic")
 MAX_TIMEOUT_SECS = 600
 
 
@@ -315,12 +313,11 @@ class SyncHandler:
                                                      if plan.member_event is not None else "")
             if preview is not None:
                 return preview
-        ids = [head.state[(t, "")] for t in STRIPPED_STATE_TYPES if (t, "") in head.state]
+        ids = stripped_state_ids(head.state)
         if plan.member_event is not None:
             ids.append(plan.member_event.event_id)
             sender_key = ("m.room.member", plan.member_event.sender)
             if sender_key in head.state:
                 ids.append(head.state[sender_key])
         loaded = await self._writer.get_events(ids)
-        return [{"type": e.type, "state_key": e.state_key, "sender": e.sender, "content": e.content}
-                for e in (loaded[i] for i in dict.fromkeys(ids) if i in loaded)]
+        return [stripped_event(loaded[i]) for i in dict.fromkeys(ids) if i in loaded]
