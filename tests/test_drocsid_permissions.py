@@ -10,7 +10,8 @@ from homeserver.drocsid.permissions import (
     ADMIN_LEVEL, ALL, CHANNEL_SCOPED, DEFAULT_EVERYONE, EVERYONE, MODERATOR_LEVEL, SERVER_ONLY,
     SPEAKER_LEVEL, MemberRoles, Overwrite, Permission as P, Role, can_assign_roles, can_edit_role,
     can_grant, can_manage_role, can_moderate, channel_permissions, format_permissions,
-    has_permissions, highest_position, overwrites_from_state, parse_member_roles, parse_overwrite,
+    has_permissions, highest_position, member_roles_from_state, member_state_key, overwrites_from_state,
+    parse_member_roles, parse_overwrite, user_of_state_key,
     parse_permissions, parse_role, power_levels_mirror, required_permission, roles_from_state,
     server_permissions,
 )
@@ -148,12 +149,17 @@ class StateShapesTest(unittest.TestCase):
     def test_overwrite(self):
         self.assertEqual(parse_overwrite("r1", {"type": "role", "allow": "2048", "deny": "1024"}),
                          Overwrite("r1", "role", 2048, 1024))
-        self.assertEqual(parse_overwrite(ALICE, {"type": "member", "allow": 64}), Overwrite(ALICE, "member", 64, 0))
+        self.assertEqual(parse_overwrite(member_state_key(ALICE), {"type": "member", "allow": 64}),
+                         Overwrite(ALICE, "member", 64, 0))
         self.assertEqual(parse_overwrite("", {"type": "role", "deny": "1024"}), Overwrite("", "role", 0, 1024))
 
     def test_absent_overwrites(self):
         for target, content in (("r1", {}), ("r1", None), ("r1", {"type": "user"}), ("r1", {"type": "member"}),
-                                (ALICE, {"type": "role", "deny": "1024"}), ("r1", []), ("", {"type": None})):
+                                (ALICE, {"type": "role", "deny": "1024"}), ("r1", []), ("", {"type": None}),
+                                # A bare user ID is not a member key (only its user could send it).
+                                (ALICE, {"type": "member", "allow": 64}),
+                                ("member:", {"type": "role"}), ("member:x", {"type": "member"}),
+                                (member_state_key(ALICE), {"type": "role", "deny": "1"})):
             self.assertIsNone(parse_overwrite(target, content), (target, content))
 
     def test_malformed_overwrite_fails_closed(self):
@@ -165,8 +171,17 @@ class StateShapesTest(unittest.TestCase):
         self.assertEqual((o.allow, o.deny), (ALL & ~P.ADMINISTRATOR, 0))
 
     def test_overwrites_from_state(self):
-        ows = overwrites_from_state({"": {"type": "role", "deny": "2048"}, "gone": {}, BOB: {"type": "member"}})
+        ows = overwrites_from_state({"": {"type": "role", "deny": "2048"}, "gone": {},
+                                     member_state_key(BOB): {"type": "member"}})
         self.assertEqual(sorted(ows), ["", BOB])
+
+    def test_member_state_keys(self):
+        self.assertEqual(member_state_key(ALICE), "member:" + ALICE)
+        self.assertEqual(user_of_state_key(member_state_key(ALICE)), ALICE)
+        for key in (ALICE, "member:", "member:x", "", None, 5):
+            self.assertIsNone(user_of_state_key(key))
+        self.assertEqual(member_roles_from_state({member_state_key(ALICE): {"roles": ["r"]}, BOB: {"roles": ["r"]}}),
+                         {ALICE: ("r",)})
 
 
 class ServerPermissionsTest(unittest.TestCase):
@@ -263,7 +278,7 @@ class ChannelPermissionsTest(unittest.TestCase):
         self.assertEqual(chan(server(), [], ALICE, overwrites_from_state({"": {}})), DEFAULT_EVERYONE)
 
     def test_overwrite_cannot_make_an_admin(self):
-        ows = overwrites_from_state({ALICE: {"type": "member", "allow": str(ALL)}})
+        ows = overwrites_from_state({member_state_key(ALICE): {"type": "member", "allow": str(ALL)}})
         bits = chan(server(), [], ALICE, ows)
         self.assertFalse(bits & P.ADMINISTRATOR)
         self.assertEqual(bits, ALL & ~P.ADMINISTRATOR)

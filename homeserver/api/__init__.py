@@ -7,13 +7,15 @@ To add routes, write a module with ``register(api, hs)`` and list it in ``_MODUL
 
 from __future__ import annotations
 
-from homeserver.api import auth, channels, messages, servers, users
+from homeserver.api import (auth, channel_activity, channels, dms, invites, messages, moderation, relationships, roles,
+                            search, servers, users, webhooks)
 from homeserver.api.openapi import build_document
 from homeserver.api.routes import ApiRoutes
 from homeserver.http.router import Router
 
 # users first: other modules refer to its User schema.
-_MODULES = (users, auth, servers, channels, messages)
+_MODULES = (users, auth, servers, channels, messages, roles, invites, moderation, dms, relationships, webhooks,
+            search, channel_activity)
 
 
 def register_routes(router: Router, hs) -> None:

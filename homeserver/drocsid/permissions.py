@@ -26,6 +26,22 @@ ROLE_EVENT = "io.drocsid.role"
 MEMBER_EVENT = "io.drocsid.member"
 OVERWRITE_EVENT = "io.drocsid.overwrite"
 EVERYONE = ""  # the state_key (and role ID) of @everyone
+# State about one user (their roles, their channel overwrite) is keyed "member:<user ID>",
+# not by the bare user ID: Matrix auth rules let only the user themselves send state whose
+# key starts with "@", and these events are written by those who manage the user.
+MEMBER_KEY_PREFIX = "member:"
+
+
+def member_state_key(user_id: str) -> str:
+    """The state_key of ``io.drocsid.member`` and member ``io.drocsid.overwrite`` events."""
+    return MEMBER_KEY_PREFIX + user_id
+
+
+def user_of_state_key(state_key: Any) -> str | None:
+    """The user a member-keyed state_key names, or None if it names none."""
+    if isinstance(state_key, str) and state_key.startswith(MEMBER_KEY_PREFIX + "@"):
+        return state_key[len(MEMBER_KEY_PREFIX):]
+    return None
 
 
 class Permission(enum.IntFlag):
@@ -218,17 +234,21 @@ def parse_member_roles(user_id: str, content: Any) -> MemberRoles:
     return MemberRoles(user_id, tuple(ids))
 
 
-def parse_overwrite(target_id: str, content: Any) -> Overwrite | None:
+def parse_overwrite(state_key: str, content: Any) -> Overwrite | None:
     """The overwrite, or None when there is none (empty, unknown type, wrong target).
 
-    A member overwrite's target must be a user ID and a role overwrite's must not be.
+    A member overwrite's state_key is ``member_state_key(user)`` (its target is the
+    user ID); a role overwrite's is the role ID, which never looks like one.
     ADMINISTRATOR is stripped: an overwrite can neither grant nor take it away.
     """
-    if not isinstance(target_id, str) or not isinstance(content, Mapping):
+    if not isinstance(state_key, str) or not isinstance(content, Mapping):
         return None
     kind = content.get("type")
-    if kind not in ("role", "member") or (kind == "member") != target_id.startswith("@"):
+    user_id = user_of_state_key(state_key)
+    if kind not in ("role", "member") or (kind == "member") != (user_id is not None) \
+            or state_key.startswith(("@", MEMBER_KEY_PREFIX)) and user_id is None:
         return None
+    target_id = user_id if user_id is not None else state_key
     allow = _state_bits(content.get("allow", 0))
     deny = _state_bits(content.get("deny", 0))
     admin = int(P.ADMINISTRATOR)
@@ -251,13 +271,24 @@ def roles_from_state(contents: Mapping[str, Any]) -> dict[str, Role]:
 
 
 def overwrites_from_state(contents: Mapping[str, Any]) -> dict[str, Overwrite]:
-    """Overwrites by target from ``{state_key: content}`` of a channel's overwrite events."""
+    """Overwrites by target (role ID or user ID) from ``{state_key: content}`` of a
+    channel's overwrite events."""
     overwrites = {}
-    for target_id, content in contents.items():
-        overwrite = parse_overwrite(target_id, content)
+    for state_key, content in contents.items():
+        overwrite = parse_overwrite(state_key, content)
         if overwrite is not None:
-            overwrites[target_id] = overwrite
+            overwrites[overwrite.target_id] = overwrite
     return overwrites
+
+
+def member_roles_from_state(contents: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """Role IDs by user from ``{state_key: content}`` of the space's member events."""
+    members = {}
+    for state_key, content in contents.items():
+        user_id = user_of_state_key(state_key)
+        if user_id is not None:
+            members[user_id] = parse_member_roles(user_id, content).role_ids
+    return members
 
 
 # --- the computation -----------------------------------------------------------------
@@ -587,11 +618,12 @@ def has_permissions(bits: int, required: int | None) -> bool:
 
 
 __all__ = [
-    "ALL", "CHANNEL_SCOPED", "DEFAULT_EVERYONE", "EVERYONE", "MEMBER_EVENT", "MODERATION",
+    "ALL", "CHANNEL_SCOPED", "DEFAULT_EVERYONE", "EVERYONE", "MEMBER_EVENT", "MEMBER_KEY_PREFIX", "MODERATION",
     "OVERWRITE_EVENT", "ROLE_EVENT", "SEND_DEPENDENT", "SERVER_ONLY", "ADMIN_LEVEL",
     "MODERATOR_LEVEL", "SPEAKER_LEVEL", "MemberRoles", "Overwrite", "Permission", "Role",
     "can_assign_roles", "can_edit_role", "can_grant", "can_manage_role", "can_moderate",
     "channel_permissions", "format_permissions", "has_permissions", "highest_position",
+    "member_roles_from_state", "member_state_key", "user_of_state_key",
     "overwrites_from_state", "parse_member_roles", "parse_overwrite", "parse_permissions",
     "parse_role", "power_levels_mirror", "required_permission", "roles_from_state",
     "server_permissions",

@@ -171,8 +171,7 @@ class Server:
 
     @property
     def member_roles(self) -> dict[str, tuple[str, ...]]:
-        return {user_id: perms.parse_member_roles(user_id, content).role_ids
-                for user_id, content in self.state.of_type(perms.MEMBER_EVENT).items()}
+        return perms.member_roles_from_state(self.state.of_type(perms.MEMBER_EVENT))
 
     @property
     def members(self) -> list[str]:

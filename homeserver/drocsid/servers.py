@@ -104,8 +104,9 @@ async def create_channel(hs, actor: str, server_id: str, owner_id: str, roles, m
         if actor != owner_id:
             # The creator keeps seeing what they made.
             allow = {"type": "member", "allow": str(view), "deny": "0"}
-            initial_state.append({"type": perms.OVERWRITE_EVENT, "state_key": actor, "content": allow})
-            overwrites[actor] = perms.parse_overwrite(actor, allow)
+            key = perms.member_state_key(actor)
+            initial_state.append({"type": perms.OVERWRITE_EVENT, "state_key": key, "content": allow})
+            overwrites[actor] = perms.parse_overwrite(key, allow)
     else:
         initial_state.append({"type": "m.room.join_rules", "content": {
             "join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": server_id}]}})
