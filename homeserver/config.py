@@ -110,6 +110,18 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "login_failures_burst": _opt("int", 5, "Failed login attempts an account may take at once."),
         "register_per_second": _opt("float", 0.17, "Registrations per second per client address."),
         "register_burst": _opt("int", 5, "Registrations a client address may make at once."),
+        "message_send_per_second": _opt("float", 1.0, "/api/v1 messages a user may send per second, sustained"
+                                        " (the original: 10 per 10 s)."),
+        "message_send_burst": _opt("int", 10, "/api/v1 messages a user may send at once."),
+        "webhook_per_second": _opt("float", 0.5, "Executions per second per webhook, sustained"
+                                   " (the original: 30 per minute)."),
+        "webhook_burst": _opt("int", 30, "Executions a webhook may take at once."),
+    },
+    "gateway": {
+        "heartbeat_interval_ms": _opt("int", 41250, "Heartbeat interval announced in HELLO; a socket that sends"
+                                      " nothing for 1.5 intervals is closed."),
+        "resume_window_secs": _opt("int", 300, "How long after a disconnect a gateway session may be resumed."),
+        "max_sessions_per_user": _opt("int", 16, "Concurrent gateway sessions one user may hold."),
     },
     "logging": {
         "level": _opt("str", "info", "debug, info, warn or error."),
