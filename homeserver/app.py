@@ -37,6 +37,7 @@ from homeserver.handlers.sync import SyncHandler
 from homeserver.handlers.typing import TypingHandler
 from homeserver.handlers.unread import UnreadCounter
 from homeserver.handlers.ui_auth import UserInteractiveAuth
+from homeserver.drocsid.enforcement import DrocsidRules
 from homeserver.http.router import Router
 from homeserver.http.site import build_site
 from homeserver.notifier import Notifier
@@ -108,6 +109,8 @@ class Homeserver:
                                       self.notifier)
         self.event_sender = EventSender(config.server_name, self.signing_key, self.room_writer)
         self.event_ingester = EventIngester(self.room_writer)
+        self.drocsid_rules = DrocsidRules(self.room_heads, self.events)
+        self.event_sender.extra_rules = self.event_ingester.extra_rules = self.drocsid_rules.check
         self.profiles_handler = ProfileHandler(config.server_name, self.profiles, self.users, self.rooms,
                                                self.room_heads, self.room_writer, self.event_sender)
         self.room_creator = RoomCreator(config.server_name, self.event_sender, self.rooms, self.clock,
@@ -123,11 +126,12 @@ class Homeserver:
         self.relations_handler = RelationsHandler(self.clock, self.relations, self.room_writer)
         self.room_reader.relations = self.relations_handler
         self.presence = PresenceHandler(self.clock, self.presence_store, self.rooms, self.notifier)
+        # Shared by /sync and the /api/v1 read states (homeserver.drocsid.read_states).
+        self.unread = UnreadCounter(self.db, self.events, self.room_writer, self.room_heads,
+                                    lambda: getattr(self, "push_rules", None))
         self.sync = SyncHandler(self.clock, self.notifier, self.rooms, self.events, self.state, self.room_heads,
                                 self.room_writer, self.receipts, self.account_data, self.typing,
-                                self.relations_handler,
-                                UnreadCounter(self.db, self.events, self.room_writer, self.room_heads,
-                                              lambda: getattr(self, "push_rules", None)))
+                                self.relations_handler, self.unread)
 
         self.federation_sender = None
         if config.federation.enabled:

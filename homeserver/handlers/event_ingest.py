@@ -45,6 +45,8 @@ class EventIngester:
         self._writer = writer
         self._events = writer.events
         self._state = writer.state
+        # Rules past Matrix auth (Drocsid permissions): an event they refuse is soft-failed.
+        self.extra_rules = None
 
     async def ingest(self, event: Event, prev_states: Mapping[str, Mapping[StateKey, str]] | None = None) -> Event:
         """Persist ``event`` (rejected or soft-failed if the rules say so); returns it.
@@ -106,6 +108,10 @@ class EventIngester:
             try:
                 check_auth(version, event, await self._auth_state(version, event, head.state))
             except AuthError:
+                event.soft_failed = True
+        if not (event.rejected or event.soft_failed) and self.extra_rules is not None:
+            # Judged on the state before it, as every other instance judges it.
+            if await self.extra_rules(event.room_id, state_before, event):
                 event.soft_failed = True
 
         plan = PersistPlan(state_group_before=group_before)

@@ -39,6 +39,8 @@ class EventSender:
         self._txns: LruCache[tuple[str, str, str], str] = LruCache(100_000)
         # Transactions being written -> retries waiting for them to be durable.
         self._txns_in_flight: dict[tuple[str, str, str], list[defer.Deferred]] = {}
+        # Rules past Matrix auth (Drocsid permissions): async (room_id, state, event) -> reason | None.
+        self.extra_rules = None
 
     async def load_recent_transactions(self, since_ms: int) -> int:
         rows = await self._writer.rooms.recent_txn_ids(since_ms)
@@ -156,6 +158,10 @@ class EventSender:
             check_auth(version, event, auth_state)
         except AuthError as error:
             raise forbidden(str(error)) from None
+        if self.extra_rules is not None:
+            refused = await self.extra_rules(head.room_id, state_before, event)
+            if refused:
+                raise forbidden(refused)
         return event
 
     def _queue(self, head: RoomHead, event: Event, client_txn: tuple[str, str, str] | None) -> defer.Deferred:
