@@ -572,6 +572,8 @@ login_failures_per_second = 100000.0
 login_failures_burst = 100000
 register_per_second = 100000.0
 register_burst = 100000
+message_send_per_second = 100000.0
+message_send_burst = 100000
 [logging]
 level = "warn"
 """)

@@ -25,8 +25,13 @@ PostgreSQL databases (drocsid_bench_<pid>, synapse_bench_<pid>) are created on
 127.0.0.1:5432 as user postgres through Drocsid's .venv (psycopg2) and dropped at the
 end, also on failure, Ctrl-C or SIGTERM. Only 127.0.0.1 is ever contacted.
 
+With ``--api-v1`` a third Drocsid target sends the same messages through
+``POST /api/v1/channels/{id}/messages`` into #general of a Drocsid server (Markdown
+rendered, Drocsid permissions checked), compared with Synapse's Matrix send. The
+benchmark servers' rate limits are raised out of the way: it measures the pipeline.
+
     python3 bench/send_bench.py [--n 1000] [--concurrent-n 2000] [--skip-synapse]
-                                [--synapse-postgres] [--json out.json]
+                                [--synapse-postgres] [--api-v1] [--json out.json]
 """
 
 from __future__ import annotations
@@ -90,16 +95,32 @@ class PhaseLog:
         self.first_error = self.first_error or other.first_error
 
 
-def send_path(room_id: str, txn_id: str) -> str:
-    return f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/send/m.room.message/{quote(txn_id, safe='')}"
+class Route:
+    """Where a send goes: the Matrix send endpoint of a room, or (``api_v1``) the
+    /api/v1 messages endpoint of a Drocsid channel (Markdown rendering and Drocsid
+    permission checks included)."""
+
+    def __init__(self, room_id: str, api_v1: bool = False):
+        self.room_id, self.api_v1 = room_id, api_v1
+
+    def request(self, client: LeanClient, txn_id: str) -> tuple[int, bytes]:
+        text = f"send bench message {txn_id}"
+        room = quote(self.room_id, safe="")
+        if self.api_v1:
+            return client.request("POST", f"/api/v1/channels/{room}/messages",
+                                  json.dumps({"content": text, "nonce": txn_id}).encode())
+        path = f"/_matrix/client/v3/rooms/{room}/send/m.room.message/{quote(txn_id, safe='')}"
+        return client.put(path, {"msgtype": "m.text", "body": text})
+
+    def event_id(self, answer) -> str | None:
+        value = answer.get("id" if self.api_v1 else "event_id") if isinstance(answer, dict) else None
+        return value if isinstance(value, str) else None
 
 
-def timed_send(client: LeanClient, room_id: str, txn_id: str, log: PhaseLog) -> None:
-    body = {"msgtype": "m.text", "body": f"send bench message {txn_id}"}
-    path = send_path(room_id, txn_id)
+def timed_send(client: LeanClient, route: Route, txn_id: str, log: PhaseLog) -> None:
     started = time.perf_counter()
     try:
-        status, raw = client.put(path, body)
+        status, raw = route.request(client, txn_id)
     except (OSError, http.client.HTTPException) as error:
         log.fail(f"{txn_id}: {error!r}")
         return
@@ -108,8 +129,8 @@ def timed_send(client: LeanClient, room_id: str, txn_id: str, log: PhaseLog) -> 
         answer = json.loads(raw) if status == 200 else None
     except ValueError:
         answer = None
-    event_id = answer.get("event_id") if isinstance(answer, dict) else None
-    if isinstance(event_id, str) and event_id.startswith("$"):
+    event_id = route.event_id(answer)
+    if event_id is not None and event_id.startswith("$"):
         log.samples.append(elapsed)
         log.event_ids.append(event_id)
     else:
@@ -118,7 +139,7 @@ def timed_send(client: LeanClient, room_id: str, txn_id: str, log: PhaseLog) -> 
 
 # --- phases -----------------------------------------------------------------------------
 
-def run_sequential(port: int, token: str, room_id: str, n: int, prefix: str) -> tuple[PhaseLog, float]:
+def run_sequential(port: int, token: str, route: Route, n: int, prefix: str) -> tuple[PhaseLog, float]:
     log = PhaseLog()
     client = LeanClient(port, token)
     try:
@@ -129,13 +150,13 @@ def run_sequential(port: int, token: str, room_id: str, n: int, prefix: str) -> 
             if time.monotonic() > deadline:
                 log.fail(f"phase stopped after {PHASE_BUDGET:.0f} s with {n - index} sends left")
                 break
-            timed_send(client, room_id, f"{prefix}.{index}", log)
+            timed_send(client, route, f"{prefix}.{index}", log)
         return log, time.perf_counter() - started
     finally:
         client.close()
 
 
-def run_concurrent(port: int, token: str, room_id: str, total: int, in_flight: int,
+def run_concurrent(port: int, token: str, route: Route, total: int, in_flight: int,
                    prefix: str) -> tuple[PhaseLog, float]:
     """``in_flight`` threads take the next send number from a shared counter until
     ``total`` have been taken, so the load stays at ``in_flight`` until the very end."""
@@ -169,7 +190,7 @@ def run_concurrent(port: int, token: str, room_id: str, total: int, in_flight: i
                 if time.monotonic() > deadline[0]:
                     log.fail(f"phase stopped after {PHASE_BUDGET:.0f} s")
                     break
-                timed_send(client, room_id, f"{prefix}.{index}", log)
+                timed_send(client, route, f"{prefix}.{index}", log)
         except threading.BrokenBarrierError:
             log.fail("threads did not all get started within 60 s")
         except Exception as error:  # a thread's crash must show up as a failure, not vanish
@@ -221,9 +242,10 @@ class Target:
     """One server on one database engine."""
 
     def __init__(self, key: str, label: str, server, database: str | None = None,
-                 database_options: str = ""):
+                 database_options: str = "", api_v1: bool = False):
         self.key, self.label, self.server = key, label, server
         self.database, self.database_options = database, database_options
+        self.api_v1 = api_v1
 
 
 def make_targets(args: argparse.Namespace) -> list[Target]:
@@ -232,6 +254,8 @@ def make_targets(args: argparse.Namespace) -> list[Target]:
     drocsid_url = f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{drocsid_db}"
     targets = [Target("drocsid-sqlite", "Drocsid SQLite", Drocsid()),
                Target("drocsid-postgres", "Drocsid PostgreSQL", Drocsid(drocsid_url), drocsid_db)]
+    if args.api_v1:
+        targets.append(Target("drocsid-api-sqlite", "Drocsid /api/v1-SQLite", Drocsid(), api_v1=True))
     if not args.skip_synapse:
         targets.append(Target("synapse-sqlite", "Synapse SQLite", Synapse()))
         if args.synapse_postgres:
@@ -240,15 +264,20 @@ def make_targets(args: argparse.Namespace) -> list[Target]:
     return targets
 
 
-def register_and_create_room(port: int) -> tuple[str, str]:
+def register_and_create_room(port: int, api_v1: bool = False) -> tuple[str, Route]:
+    """A user and where they send: a new room, or #general of a new Drocsid server."""
     client = JsonClient(port)
     try:
         status, raw = client.post(REGISTER_PATH, {"username": "sender", "password": PASSWORD,
                                                   "auth": {"type": "m.login.dummy"}})
         client.token = expect_json(status, raw, "register", "access_token")["access_token"]
+        if api_v1:
+            status, raw = client.post("/api/v1/servers", {"name": "send bench"})
+            server = expect_json(status, raw, "POST /api/v1/servers", "channels")
+            return client.token, Route(server["channels"][0]["id"], api_v1=True)
         status, raw = client.post(CREATE_ROOM_PATH, {"preset": "private_chat", "name": "send bench",
                                                      "room_version": ROOM_VERSION})
-        return client.token, expect_json(status, raw, "createRoom", "room_id")["room_id"]
+        return client.token, Route(expect_json(status, raw, "createRoom", "room_id")["room_id"])
     finally:
         client.close()
 
@@ -277,10 +306,10 @@ def bench_target(target: Target, args: argparse.Namespace) -> dict:
         argv = server.prepare(work, port)
         print(f"[{target.label}] starting ...", flush=True)
         proc, result["start_s"] = timed_start(argv, work, port)
-        token, room_id = register_and_create_room(port)
+        token, route = register_and_create_room(port, target.api_v1)
 
         print(f"[{target.label}] {WARMUP_SENDS} warm-up sends ...", flush=True)
-        warm, _ = run_sequential(port, token, room_id, WARMUP_SENDS, "warmup")
+        warm, _ = run_sequential(port, token, route, WARMUP_SENDS, "warmup")
         if warm.errors:
             raise BenchError(f"warm-up failed: {warm.first_error}")
         # Let start-up and warm-up background work (schema updates, caches, notifying)
@@ -301,10 +330,10 @@ def bench_target(target: Target, args: argparse.Namespace) -> dict:
             first_snapshot = first_snapshot or before
             ticks_before, client_before = server_ticks(proc.pid, extra_pids), os.times()
             if phase == "sequential":
-                log, wall = run_sequential(port, token, room_id, args.n, phase)
+                log, wall = run_sequential(port, token, route, args.n, phase)
                 requested = args.n
             else:
-                log, wall = run_concurrent(port, token, room_id, args.concurrent_n, args.in_flight, phase)
+                log, wall = run_concurrent(port, token, route, args.concurrent_n, args.in_flight, phase)
                 requested = args.concurrent_n
             after = cpu_snapshot(proc.pid, extra_pids)
             client_after = os.times()
@@ -353,7 +382,8 @@ def ratio_pairs(results: dict) -> list[tuple[str, str]]:
     """(Drocsid target, Synapse target) pairs: same engine where Synapse ran on it, else
     Synapse on SQLite."""
     pairs = []
-    for ours, same in (("drocsid-sqlite", "synapse-sqlite"), ("drocsid-postgres", "synapse-postgres")):
+    for ours, same in (("drocsid-sqlite", "synapse-sqlite"), ("drocsid-postgres", "synapse-postgres"),
+                       ("drocsid-api-sqlite", "synapse-sqlite")):
         theirs = same if same in results else "synapse-sqlite"
         if ours in results and theirs in results:
             pairs.append((ours, theirs))
@@ -439,6 +469,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-synapse", action="store_true", help="benchmark Drocsid only")
     parser.add_argument("--synapse-postgres", action="store_true",
                         help="also benchmark Synapse on PostgreSQL")
+    parser.add_argument("--api-v1", action="store_true",
+                        help="also send through POST /api/v1/channels/{id}/messages (Drocsid on SQLite)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
     args = parser.parse_args(argv)
     for name in ("n", "concurrent_n"):
