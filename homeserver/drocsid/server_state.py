@@ -96,11 +96,31 @@ class RoomState:
                 if isinstance(c.get("via"), list) and c.get("via")}
 
 
+# (room_id, types, members) -> (the head's state map it was read from, RoomState). A
+# head's state map is replaced on every state change and kept while only messages are
+# sent, so its identity says whether a RoomState read from it is still current.
+_STATE_CACHE_SIZE = 4096
+
+
 async def load_room_state(hs, room_id: str, types=None, *, members: bool = True) -> RoomState | None:
-    """The room's current state of the given types (and memberships), or None if unknown."""
+    """The room's current state of the given types (and memberships), or None if unknown.
+    The answer is shared between callers: read it, never change it."""
     head = await hs.room_heads.get(room_id)
     if head is None or not head.extremities:
         return None
+    cache = hs.__dict__.setdefault("_drocsid_room_states", {})
+    key = (room_id, types if types is None else frozenset(types), members)
+    cached = cache.get(key)
+    if cached is not None and cached[0] is head.state:
+        return cached[1]
+    state = await _read_room_state(hs, head, room_id, types, members)
+    if len(cache) >= _STATE_CACHE_SIZE:
+        cache.clear()  # crude, but bounded; a cleared entry is just read again
+    cache[key] = (head.state, state)
+    return state
+
+
+async def _read_room_state(hs, head, room_id: str, types, members: bool) -> RoomState:
     wanted = {key: event_id for key, event_id in head.state.items()
               if (types is None or key[0] in types) or (members and key[0] == "m.room.member")}
     loaded = await hs.events.get_events(list(wanted.values()))
