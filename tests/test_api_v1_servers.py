@@ -101,7 +101,7 @@ class ServerTests(ApiHelpers):
         owner_view = await self.ok("GET", f"{API}/servers/{q(space)}/channels", token=token)
         self.assertEqual({c["id"] for c in owner_view}, {general, secret["id"]})
         self.assertMatrixError(await self.request("GET", f"{API}/channels/{q(secret['id'])}", token=bob_token),
-                               404, "M_NOT_FOUND")
+                               403, "M_FORBIDDEN")
 
         # Bob joins #general (restricted to the space's members), not the private one.
         self.assertEqual(await self.ok("POST", f"{API}/channels/{q(general)}/join", {}, token=bob_token),
@@ -109,7 +109,7 @@ class ServerTests(ApiHelpers):
         joined = await self.ok("GET", f"{V3}/joined_rooms", token=bob_token)
         self.assertIn(general, joined["joined_rooms"])
         self.assertMatrixError(await self.request("POST", f"{API}/channels/{q(secret['id'])}/join", {},
-                                                  token=bob_token), 404, "M_NOT_FOUND")
+                                                  token=bob_token), 403, "M_FORBIDDEN")
         # A Matrix client joins through the space too: its join names an authorising user.
         dave, dave_token = await self.user("dave")
         await self.member(space, token, dave, dave_token)

@@ -60,13 +60,17 @@ def _check_parent(server: Server, parent_id, kind: str | None = None) -> None:
 
 
 async def channel_for(hs, channel_id: str, user_id: str):
-    """(server, channel) for a member who may view the channel; 404 otherwise."""
+    """(server, channel) for a member who may view the channel. Outside the server the
+    channel is unknown (404); a member without VIEW_CHANNEL is refused (403), as Discord
+    answers "Missing Access": members know the server's channels exist."""
     found = await server_of_channel(hs, channel_id) if channel_id.startswith("!") else None
     if found is None:
         raise not_found("Unknown channel")
     server, channel = found
-    if not server.is_member(user_id) or not server.can_view(user_id, channel):
+    if not server.is_member(user_id):
         raise not_found("Unknown channel")
+    if not server.can_view(user_id, channel):
+        raise forbidden("Missing permission VIEW_CHANNEL")
     return server, channel
 
 
