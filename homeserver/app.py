@@ -47,6 +47,7 @@ from storage.migrations import migrate
 from storage.stores.account_data import AccountDataStore
 from storage.stores.devices import DeviceStore
 from storage.stores.events import EventStore
+from storage.stores.invite_codes import InviteCodeStore
 from storage.stores.presence import PresenceStore
 from storage.stores.profiles import FilterStore, ProfileStore
 from storage.stores.receipts import ReceiptStore
@@ -93,6 +94,7 @@ class Homeserver:
         self.filters = FilterStore(self.db)
         self.relations = RelationStore(self.db)
         self.presence_store = PresenceStore(self.db)
+        self.invite_codes = InviteCodeStore(self.db)
 
         auth = config.auth
         self.passwords = PasswordHashing(reactor, auth.password_hash_time_cost, auth.password_hash_memory_kib,
