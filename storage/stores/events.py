@@ -379,3 +379,67 @@ class EventStore:
         return await self.db.run_interaction(
             "max_stream", lambda txn: txn.select_one("SELECT COALESCE(MAX(stream_ordering), 0) FROM events")[0])
 
+    # --- history read by the Drocsid audit log (homeserver.drocsid.audit_log) ------------
+
+    async def state_keys_ever(self, room_ids: list[str], event_type: str) -> list[tuple[str, str, int]]:
+        """Every (room_id, state_key) that a state event of this type ever had in these
+        rooms, with the stream ordering of the first such event."""
+        if not room_ids:
+            return []
+        placeholders = ",".join("?" * len(room_ids))
+        rows = await self.db.run_interaction("state_keys_ever", lambda txn: txn.select_all(
+            f"SELECT room_id, state_key, MIN(stream_ordering) FROM events WHERE room_id IN ({placeholders})"
+            " AND type = ? AND state_key IS NOT NULL AND NOT outlier AND rejected_reason IS NULL"
+            " GROUP BY room_id, state_key", [*room_ids, event_type]))
+        return sorted((r[0], r[1], r[2]) for r in rows)
+
+    async def first_events(self, room_ids: list[str], limit: int) -> dict[str, list[Event]]:
+        """Per room, its first ``limit`` events in stream order (how it was created)."""
+        if not room_ids:
+            return {}
+
+        def txn_func(txn: Transaction) -> list[EventRow]:
+            # One short index range per room (not a window over whole rooms' histories).
+            return [_row_to_event(row) for room_id in room_ids for row in txn.select_all(
+                f"SELECT {_EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id"
+                " WHERE e.room_id = ? AND NOT e.outlier AND e.rejected_reason IS NULL"
+                " ORDER BY e.stream_ordering LIMIT ?", (room_id, limit))]
+        result: dict[str, list[Event]] = {}
+        for row in await self.db.run_interaction("first_events", txn_func):
+            result.setdefault(row.event.room_id, []).append(row.event)
+        return result
+
+    async def state_history(self, room_ids: list[str], *, before_stream: int | None = None,
+                            after_stream: int | None = None, before_ts: int | None = None,
+                            after_ts: int | None = None, limit: int = 100) -> list[tuple[Event, str | None]]:
+        """State events and redactions of these rooms, newest first, each with the ID of the
+        event it replaced in the state (same room, type and state_key; None for the first
+        and for redactions). One query; bounds are exclusive."""
+        if not room_ids:
+            return []
+        placeholders = ",".join("?" * len(room_ids))
+        where, args = [], []
+        for clause, value in (("e.stream_ordering < ?", before_stream), ("e.stream_ordering > ?", after_stream),
+                              ("e.origin_server_ts < ?", before_ts), ("e.origin_server_ts > ?", after_ts)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+
+        def txn_func(txn: Transaction) -> list[tuple[EventRow, str | None]]:
+            rows = txn.select_all(
+                f"SELECT {_EVENT_COLUMNS}, e.prev_id FROM (SELECT x.*, LAG(x.event_id) OVER"
+                " (PARTITION BY x.room_id, x.type, x.state_key ORDER BY x.stream_ordering) AS prev_id FROM events x"
+                f" WHERE x.room_id IN ({placeholders}) AND (x.state_key IS NOT NULL OR x.type = 'm.room.redaction')"
+                " AND NOT x.outlier AND NOT x.soft_failed AND x.rejected_reason IS NULL) e"
+                " JOIN rooms r ON r.room_id = e.room_id"
+                f" WHERE {' AND '.join(where) or '1 = 1'} ORDER BY e.stream_ordering DESC LIMIT ?",
+                [*room_ids, *args, limit])
+            return [(_row_to_event(row[:-1]), row[-1]) for row in rows]
+        rows = await self.db.run_interaction("state_history", txn_func)
+        return [(row.event, prev_id if row.event.state_key is not None else None) for row, prev_id in rows]
+
+    async def stream_ordering_of(self, event_id: str) -> int | None:
+        row = await self.db.run_interaction("stream_ordering_of", lambda txn: txn.select_one(
+            "SELECT stream_ordering FROM events WHERE event_id = ?", (event_id,)))
+        return row[0] if row else None
+
