@@ -48,6 +48,8 @@ from storage.stores.account_data import AccountDataStore
 from storage.stores.devices import DeviceStore
 from storage.stores.events import EventStore
 from storage.stores.invite_codes import InviteCodeStore
+from storage.stores.relationships import RelationshipStore
+from storage.stores.webhooks import WebhookStore
 from storage.stores.presence import PresenceStore
 from storage.stores.profiles import FilterStore, ProfileStore
 from storage.stores.receipts import ReceiptStore
@@ -94,7 +96,9 @@ class Homeserver:
         self.filters = FilterStore(self.db)
         self.relations = RelationStore(self.db)
         self.presence_store = PresenceStore(self.db)
+        self.relationship_store = RelationshipStore(self.db)
         self.invite_codes = InviteCodeStore(self.db)
+        self.webhooks_store = WebhookStore(self.db)
 
         auth = config.auth
         self.passwords = PasswordHashing(reactor, auth.password_hash_time_cost, auth.password_hash_memory_kib,

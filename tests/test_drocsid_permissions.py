@@ -447,7 +447,13 @@ class MirrorTest(unittest.TestCase):
         self.assertEqual(pl["events"]["m.reaction"], 0)
         self.assertEqual((pl["kick"], pl["ban"], pl["redact"], pl["state_default"]), (50, 50, 50, 50))
         self.assertEqual((pl["invite"], pl["users_default"]), (0, 0))
-        self.assertEqual(pl["notifications"], {"room": 50})
+        self.assertEqual(pl["notifications"], {"room": 0})  # @everyone may mention everyone
+
+    def test_mention_everyone_sets_who_may_ping_the_room(self):
+        roles = server(everyone=DEFAULT_EVERYONE & ~P.MENTION_EVERYONE, herald=role("herald", P.MENTION_EVERYONE))
+        pl = power_levels_mirror(OWNER, roles, {ALICE: ["herald"], BOB: []}, {})
+        self.assertEqual(pl["notifications"], {"room": SPEAKER_LEVEL})
+        self.assertEqual(pl["users"], {ALICE: SPEAKER_LEVEL, OWNER: ADMIN_LEVEL})
 
     def test_each_moderation_bit_makes_a_moderator(self):
         for bit in (P.KICK_MEMBERS, P.BAN_MEMBERS, P.MANAGE_MESSAGES, P.MANAGE_CHANNELS, P.MANAGE_SERVER,
@@ -480,7 +486,7 @@ class MirrorTest(unittest.TestCase):
         pl = power_levels_mirror(OWNER, server(), {MOD: ["mod"]}, existing, extra_users={"@bot:a.test": 100})
         self.assertEqual(pl["users"], {"@bot:a.test": 100, MOD: 50, OWNER: 100})
         self.assertEqual(pl["events"], {"m.reaction": 0, "m.room.tombstone": 100})
-        self.assertEqual(pl["notifications"], {"room": 100})
+        self.assertEqual(pl["notifications"], {"room": 0})  # decided by MENTION_EVERYONE
         self.assertEqual(pl["historical"], 100)
         self.assertEqual((pl["events_default"], pl["kick"]), (0, 50))
         self.assertEqual(existing["users"], {"@old:x": 100, MOD: 100})  # input untouched

@@ -5,6 +5,8 @@ Permissions are the user's in the channel: reading needs VIEW_CHANNEL and
 READ_MESSAGE_HISTORY, sending VIEW_CHANNEL and SEND_MESSAGES, reacting ADD_REACTIONS,
 pinning MANAGE_MESSAGES. Editing is the author's alone; deleting the author's or
 MANAGE_MESSAGES. ``@everyone``/``@here`` without MENTION_EVERYONE is sent but pings nobody.
+Files (``attachments``, uploaded through ``POST /channels/{id}/attachments``) also need
+ATTACH_FILES; ``thread_id`` posts into a thread (``homeserver.api.channel_activity``).
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from __future__ import annotations
 from homeserver.api.channels import channel_for
 from homeserver.api.routes import ApiCall, ApiRoutes
 from homeserver.drocsid import permissions as perms
-from homeserver.drocsid.messages import DEFAULT_LIMIT, MAX_CONTENT, MAX_LIMIT, Messages, require
+from homeserver.drocsid.dms import dm_channel
+from homeserver.drocsid.messages import DEFAULT_LIMIT, MAX_ATTACHMENTS, MAX_CONTENT, MAX_LIMIT, Messages, require
+from homeserver.http.errors import MatrixError
 from homeserver.http.request import query_int, query_str
 
 MESSAGE_SCHEMA = {
     "type": "object",
     "required": ["id", "channel_id", "author", "content", "html", "created_at", "edited_at", "reply_to",
-                 "mentions", "mention_everyone", "reactions", "pinned"],
+                 "mentions", "mention_everyone", "reactions", "pinned", "attachments", "thread_id"],
     "properties": {
         "id": {"type": "string", "description": "The Matrix event ID", "examples": ["$abc"]},
         "channel_id": {"type": "string", "description": "The channel's room ID"},
@@ -35,18 +39,29 @@ MESSAGE_SCHEMA = {
             "type": "object", "properties": {"key": {"type": "string"}, "count": {"type": "integer"},
                                              "me": {"type": "boolean"}}}},
         "pinned": {"type": "boolean", "description": "Listed in m.room.pinned_events"},
+        "attachments": {"type": "array", "description": "The file of a media message (at most one)", "items": {
+            "type": "object", "required": ["id", "filename", "content_type", "size", "url"],
+            "properties": {"id": {"type": "string", "description": "The mxc:// URI"},
+                           "filename": {"type": "string"}, "content_type": {"type": "string"},
+                           "size": {"type": ["integer", "null"]},
+                           "url": {"type": "string", "description": "Authenticated media download path"},
+                           "width": {"type": "integer"}, "height": {"type": "integer"}}}},
+        "thread_id": {"type": ["string", "null"], "description": "The thread's root message (m.thread)"},
     },
 }
 
 SEND_BODY = {
     "type": "object",
-    "required": ["content"],
     "properties": {
         "content": {"type": "string", "minLength": 1, "maxLength": MAX_CONTENT, "description": "Markdown"},
         "reply_to": {"type": ["string", "null"], "description": "A message of this channel"},
         "reply_to_id": {"type": ["string", "null"], "description": "The original's name for 'reply_to'"},
         "nonce": {"type": ["string", "null"], "maxLength": 64,
                   "description": "Retries with the same nonce (same device) give the first message"},
+        "attachments": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_ATTACHMENTS,
+                        "description": "mxc:// URIs of your uploads; each becomes a message of its own, the "
+                                       "content the first one's caption. Needs ATTACH_FILES"},
+        "thread_id": {"type": ["string", "null"], "description": "Post into the thread rooted at this message"},
     },
 }
 
@@ -64,7 +79,14 @@ def register(api: ApiRoutes, hs) -> None:
 
     async def messages(call: ApiCall) -> Messages:
         user_id = call.requester.user_id
-        server, channel = await channel_for(hs, call.params["channel_id"], user_id)
+        try:
+            server, channel = await channel_for(hs, call.params["channel_id"], user_id)
+        except MatrixError:
+            # Not a channel of a server the user sees: perhaps a DM (a channel of no server).
+            dm = await dm_channel(hs, call.params["channel_id"], user_id)
+            if dm is None:
+                raise
+            server, channel = dm
         return Messages(hs, server, channel, user_id)
 
     async def list_messages(call: ApiCall):
@@ -73,10 +95,13 @@ def register(api: ApiRoutes, hs) -> None:
         return 200, await (await messages(call)).list(limit, before)
 
     async def send(call: ApiCall):
+        hs.ratelimiter.check("message_send", call.requester.user_id, hs.config.limits.message_send_per_second,
+                             hs.config.limits.message_send_burst)
         body = call.body
         reply_to = body.get("reply_to") or body.get("reply_to_id")
-        return 200, await (await messages(call)).send(body["content"], reply_to, body.get("nonce"),
-                                                      call.requester.device_id)
+        return 200, await (await messages(call)).send(body.get("content"), reply_to, body.get("nonce"),
+                                                      call.requester.device_id, body.get("attachments"),
+                                                      body.get("thread_id"))
 
     async def get(call: ApiCall):
         handler = await messages(call)
@@ -119,7 +144,8 @@ def register(api: ApiRoutes, hs) -> None:
             response=message_ref,
             description="Needs VIEW_CHANNEL and SEND_MESSAGES. Markdown is rendered to sanitized HTML; "
                         "@user:server mentions go to m.mentions.user_ids; @everyone/@here ping only with "
-                        "MENTION_EVERYONE (without it the message is sent, pinging nobody).")
+                        "MENTION_EVERYONE (without it the message is sent, pinging nobody). 'content' "
+                        "may be left out when 'attachments' are given.")
     api.add("GET", one, get, tag="messages", summary="One message", response=message_ref)
     api.add("PATCH", one, edit, tag="messages", summary="Edit one's own message (m.replace)", request=EDIT_BODY,
             response=message_ref, description="The author only.")

@@ -13,19 +13,35 @@
 but pings nobody; ``m.mentions.room`` is not set, and the mention in ``body`` is broken
 with a zero-width space (``@\u200beveryone``) so that no client pings on it and the
 event does not ask for MENTION_EVERYONE (``permissions.required_permission``).
+
+Attachments are media-repository uploads (``mxc://``): each file is an event of its own
+(``m.image``/``m.video``/``m.audio``/``m.file`` with ``url``, ``filename`` and ``info``),
+so every Matrix client shows every file; the text goes with the first file as its caption
+(``body`` differing from ``filename``, as Matrix media captions do). A file must be one
+the sender uploaded here.
+
+A thread is an ``m.thread`` relation to its root message (the thread's ID is the root's
+event ID). Thread replies are left out of the channel's own listing, as in Discord; they
+are listed per thread (``homeserver.drocsid.threads``).
 """
 
 from __future__ import annotations
 
+import io
 import re
 from typing import Any
+from urllib.parse import quote
+
+from PIL import Image
 
 from homeserver.api.users import iso_timestamp
 from homeserver.drocsid import markdown
 from homeserver.drocsid import permissions as perms
 from homeserver.drocsid.server_state import Channel, Server
+from homeserver.drocsid.webhooks import webhook_author
 from homeserver.handlers.filtering import parse_event_filter
-from homeserver.http.errors import MatrixError, forbidden, invalid_param, not_found
+from homeserver.http.errors import MatrixError, forbidden, invalid_param, missing_param, not_found
+from homeserver.media.repository import DEFAULT_CONTENT_TYPE, valid_media_id
 
 MAX_CONTENT = 4000
 DEFAULT_LIMIT = 50
@@ -33,6 +49,10 @@ MAX_LIMIT = 100
 MAX_PINS = 50
 MAX_REACTIONS_READ = 2000
 HTML_FORMAT = "org.matrix.custom.html"
+MAX_ATTACHMENTS = 10
+MEDIA_MSGTYPES = frozenset({"m.image", "m.video", "m.audio", "m.file"})
+# The content key of the event that names a thread (homeserver.drocsid.threads).
+THREAD_NAME_KEY = "io.drocsid.thread_name"
 
 _MASS_MENTION = re.compile(r"(?<![\w@.])@(everyone|here)\b")
 _USER_MENTION = re.compile(r"(?<![\w@])@[a-z0-9._=/+-]+:[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?![\w.-]*[A-Za-z0-9])",
@@ -56,6 +76,88 @@ def check_content(content: Any) -> str:
 def _is_edit(event) -> bool:
     relates = event.content.get("m.relates_to")
     return isinstance(relates, dict) and relates.get("rel_type") == "m.replace"
+
+
+def thread_root(event) -> str | None:
+    """The root of the thread the event is in (its ``m.thread`` relation), if any."""
+    relates = event.content.get("m.relates_to")
+    if isinstance(relates, dict) and relates.get("rel_type") == "m.thread":
+        root = relates.get("event_id")
+        return root if isinstance(root, str) else None
+    return None
+
+
+def is_thread_name(event) -> bool:
+    return thread_root(event) is not None and isinstance(event.content.get(THREAD_NAME_KEY), str)
+
+
+def msgtype_for(content_type: str) -> str:
+    major = content_type.split("/", 1)[0].strip().lower()
+    return {"image": "m.image", "video": "m.video", "audio": "m.audio"}.get(major, "m.file")
+
+
+def parse_mxc(uri: Any) -> tuple[str, str] | None:
+    if not isinstance(uri, str) or not uri.startswith("mxc://"):
+        return None
+    server, _, media_id = uri[len("mxc://"):].partition("/")
+    return (server, media_id) if server and valid_media_id(media_id) else None
+
+
+def download_url(uri: str) -> str | None:
+    """Where a client downloads an ``mxc://`` URI (authenticated media)."""
+    parsed = parse_mxc(uri)
+    if parsed is None:
+        return None
+    return "/_matrix/client/v1/media/download/%s/%s" % (quote(parsed[0], safe=""), parsed[1])
+
+
+def attachment_of(content: dict) -> dict | None:
+    """The attachment a media message carries, in /api/v1 shape; None for other messages."""
+    if content.get("msgtype") not in MEDIA_MSGTYPES:
+        return None
+    url = content.get("url")
+    link = download_url(url)
+    if link is None:
+        return None
+    info = content.get("info") if isinstance(content.get("info"), dict) else {}
+    filename = content.get("filename") if isinstance(content.get("filename"), str) else content.get("body")
+    mimetype = info.get("mimetype")
+
+    def number(value):
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+    attachment = {"id": url, "filename": filename if isinstance(filename, str) else "file",
+                  "content_type": mimetype if isinstance(mimetype, str) else DEFAULT_CONTENT_TYPE,
+                  "size": number(info.get("size")), "url": link}
+    if number(info.get("w")) is not None and number(info.get("h")) is not None:
+        attachment["width"], attachment["height"] = info["w"], info["h"]
+    return attachment
+
+
+def caption_of(content: dict) -> str:
+    """A media message's caption: its ``body`` when a ``filename`` differs from it."""
+    body, filename = content.get("body"), content.get("filename")
+    return body if isinstance(body, str) and isinstance(filename, str) and body != filename else ""
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """An image's width and height from its header (Pillow reads no pixels for this)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except Exception:  # not an image Pillow knows: sent without dimensions
+        return None
+    return (width, height) if width > 0 and height > 0 else None
+
+
+def _media_content(upload: dict, text: dict | None) -> dict:
+    """A media message for one upload; ``text`` (a text message's content) as its caption."""
+    content = {"msgtype": msgtype_for(upload["content_type"]), "body": upload["filename"],
+               "filename": upload["filename"], "url": upload["id"], "info": dict(upload["info"]),
+               "m.mentions": {}}
+    if text is not None:
+        content.update({k: text[k] for k in ("body", "format", "formatted_body", "m.mentions")})
+    return content
 
 
 def _text_content(source: str, may_mention_everyone: bool) -> dict:
@@ -175,18 +277,21 @@ class Messages:
                 if isinstance(new_content, dict):
                     content = new_content
                     edited_at = iso_timestamp(edit.origin_server_ts)
+            attachment = attachment_of(content) or attachment_of(event.content)
             relates = event.content.get("m.relates_to")
             reply = relates.get("m.in_reply_to") if isinstance(relates, dict) else None
             reply_to = reply.get("event_id") if isinstance(reply, dict) else None
+            if isinstance(relates, dict) and relates.get("is_falling_back") is True:
+                reply_to = None  # a thread's fallback for older clients, not a reply
             mentions = content.get("m.mentions")
             mentions = mentions if isinstance(mentions, dict) else {}
             user_ids = mentions.get("user_ids")
-            body = content.get("body")
+            body = content.get("body") if attachment_of(content) is None else caption_of(content)
             html = content.get("formatted_body") if content.get("format") == HTML_FORMAT else None
             objects.append({
                 "id": event.event_id,
                 "channel_id": self.room_id,
-                "author": {"id": event.sender, "display_name": names.get(event.sender)},
+                "author": webhook_author(event) or {"id": event.sender, "display_name": names.get(event.sender)},
                 "content": body if isinstance(body, str) else "",
                 # Our own rendering of the source: what another client put there is not trusted.
                 "html": markdown.render(body) if isinstance(body, str) and html is not None else None,
@@ -197,6 +302,8 @@ class Messages:
                 "mention_everyone": mentions.get("room") is True,
                 "reactions": await self._reactions(event.event_id),
                 "pinned": event.event_id in pinned,
+                "attachments": [attachment] if attachment is not None else [],
+                "thread_id": thread_root(event),
             })
         return objects
 
@@ -215,6 +322,7 @@ class Messages:
             start = self.hs.notifier.events_position + 1
         found: list = []
         position: int | None = start
+        ignored = await self.hs.sync.ignored_users(self.user_id)  # blocked users' messages are hidden
         for _ in range(10):
             if len(found) >= limit or position is None:
                 break
@@ -222,21 +330,89 @@ class Messages:
                                                                  limit - len(found), None, _MESSAGE_FILTER)
             found.extend(e for e, redaction in chunk
                          if redaction is None and not e.is_state() and not _is_edit(e)
-                         and not e.rejected and not e.soft_failed)
+                         and thread_root(e) is None and not e.rejected and not e.soft_failed
+                         and e.sender not in ignored)
         return await self.objects(found[:limit])
 
     # -- writing -------------------------------------------------------------------
 
-    async def send(self, content: Any, reply_to: str | None, nonce: str | None, device_id: str | None) -> dict:
+    async def send(self, content: Any, reply_to: str | None, nonce: str | None, device_id: str | None,
+                   attachments: Any = None, thread_id: str | None = None) -> dict:
+        """Send a message: text, files (one event each, the text as the first's caption), or
+        both; into a thread when ``thread_id`` (a root message) is given. Returns the first."""
         require(self.bits, perms.P.VIEW_CHANNEL | perms.P.SEND_MESSAGES, "SEND_MESSAGES")
-        source = check_content(content)
-        body = _text_content(source, perms.has_permissions(self.bits, perms.P.MENTION_EVERYONE))
+        uploads = await self._uploads(attachments)
+        if content is None and not uploads:
+            raise missing_param("content")
+        text = None
+        if content is not None:
+            text = _text_content(check_content(content),
+                                 perms.has_permissions(self.bits, perms.P.MENTION_EVERYONE))
         if reply_to is not None:
             await self._message_event(reply_to)
-            body["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
-        txn = (self.user_id, device_id or "", "drocsid:" + nonce) if nonce else None
-        event = await self.hs.event_sender.send(self.user_id, self.room_id, "m.room.message", body, client_txn=txn)
-        return await self.message(event.event_id)
+        relation = await self._relation(reply_to, thread_id)
+        bodies = [_media_content(u, text if i == 0 else None) for i, u in enumerate(uploads)] or [text]
+        first = None
+        for index, body in enumerate(bodies):
+            relates = relation(index == 0)
+            if relates is not None:
+                body["m.relates_to"] = relates
+            # One nonce covers the whole send: each of its events has its own transaction.
+            txn = (self.user_id, device_id or "", "drocsid:" + nonce + (":%d" % index if index else "")) \
+                if nonce else None
+            event = await self.hs.event_sender.send(self.user_id, self.room_id, "m.room.message", body,
+                                                    client_txn=txn)
+            first = first or event
+        return await self.message(first.event_id)
+
+    async def thread_root_event(self, thread_id: Any):
+        """The root message of a thread (or of a thread to be), 404 if unknown."""
+        root = await self._message_event(thread_id)
+        if thread_root(root) is not None:
+            raise invalid_param("A message in a thread cannot start a thread")
+        return root
+
+    async def _relation(self, reply_to: str | None, thread_id: str | None):
+        """``relation(first)``: the ``m.relates_to`` of the first event of a send or of a later one."""
+        if thread_id is None:
+            reply = {"m.in_reply_to": {"event_id": reply_to}} if reply_to is not None else None
+            return lambda first: reply if first else None
+        await self.thread_root_event(thread_id)
+        latest = (await self.hs.relations.thread_summaries([thread_id])).get(thread_id)
+        fallback = latest.latest_event_id if latest is not None else thread_id
+
+        def relation(first: bool) -> dict:
+            replying = first and reply_to is not None
+            return {"rel_type": "m.thread", "event_id": thread_id, "is_falling_back": not replying,
+                    "m.in_reply_to": {"event_id": reply_to if replying else fallback}}
+        return relation
+
+    async def _uploads(self, attachments: Any) -> list[dict]:
+        """The uploads a send names: media of this server that the sender uploaded."""
+        if attachments is None or attachments == []:
+            return []
+        require(self.bits, perms.P.VIEW_CHANNEL | perms.P.ATTACH_FILES, "ATTACH_FILES")
+        if (not isinstance(attachments, list) or len(attachments) > MAX_ATTACHMENTS
+                or len(set(map(str, attachments))) != len(attachments)):
+            raise invalid_param("'attachments' must be at most %d distinct uploads" % MAX_ATTACHMENTS)
+        repository = self.hs.media_repository
+        uploads = []
+        for uri in attachments:
+            parsed = parse_mxc(uri)
+            media = await repository.store.get_local_media(parsed[1]) \
+                if parsed is not None and parsed[0] == repository.server_name else None
+            if media is None or not media.uploaded or media.uploader != self.user_id:
+                raise invalid_param("'attachments' must be files you uploaded")
+            content_type = (media.content_type or DEFAULT_CONTENT_TYPE).split(";", 1)[0].strip()
+            info: dict[str, Any] = {"mimetype": content_type, "size": media.size_bytes or 0}
+            if content_type.startswith("image/"):
+                served = await repository.get_content(parsed[0], parsed[1], allow_remote=False)
+                size = image_size(served.data)
+                if size is not None:
+                    info["w"], info["h"] = size
+            uploads.append({"id": uri, "filename": media.upload_name or "file", "content_type": content_type,
+                            "info": info})
+        return uploads
 
     async def edit(self, message_id: str, content: Any) -> dict:
         event = await self._message_event(message_id)
@@ -245,6 +421,10 @@ class Messages:
         require(self.bits, perms.P.VIEW_CHANNEL | perms.P.SEND_MESSAGES, "SEND_MESSAGES")
         source = check_content(content)
         new_content = _text_content(source, perms.has_permissions(self.bits, perms.P.MENTION_EVERYONE))
+        if attachment_of(event.content) is not None:
+            # The caption changes; the file stays.
+            new_content = {**{k: event.content[k] for k in ("msgtype", "url", "info", "filename")
+                              if k in event.content}, **{k: v for k, v in new_content.items() if k != "msgtype"}}
         body = {**{k: v for k, v in new_content.items() if k != "m.mentions"},
                 "body": "* " + new_content["body"], "formatted_body": "* " + new_content["formatted_body"],
                 "m.new_content": new_content, "m.mentions": new_content["m.mentions"],
@@ -294,8 +474,10 @@ class Messages:
         return await self.objects(events)
 
     async def _set_pins(self, pinned: list[str]) -> None:
-        await self.hs.event_sender.send(self.user_id, self.room_id, "m.room.pinned_events", {"pinned": pinned},
-                                        state_key="")
+        # As the pinner, or as the owner when the pinner's Matrix power falls short.
+        from homeserver.drocsid.servers import _send_as
+        owner_id = getattr(self.server, "owner_id", self.user_id)  # a DM has no owner
+        await _send_as(self.hs, self.user_id, owner_id, self.room_id, "m.room.pinned_events", {"pinned": pinned})
 
     async def pin(self, message_id: str) -> None:
         require(self.bits, perms.P.MANAGE_MESSAGES, "MANAGE_MESSAGES")

@@ -477,7 +477,7 @@ def _level(bits: int, everyone_bits: int) -> int:
         return ADMIN_LEVEL
     if bits & MODERATION:
         return MODERATOR_LEVEL
-    for bit in (P.SEND_MESSAGES, P.ADD_REACTIONS):
+    for bit in (P.SEND_MESSAGES, P.ADD_REACTIONS, P.MENTION_EVERYONE):
         if bits & bit and not everyone_bits & bit:
             return SPEAKER_LEVEL
     return 0
@@ -490,8 +490,9 @@ def power_levels_mirror(
 ) -> dict[str, Any]:
     """The ``m.room.power_levels`` content that makes plain Matrix enforce the coarse part.
 
-    Owner and ADMINISTRATOR -> 100; any of ``MODERATION`` -> 50; SEND_MESSAGES or
-    ADD_REACTIONS where @everyone lacks it -> 10; everyone else is left out (0).
+    Owner and ADMINISTRATOR -> 100; any of ``MODERATION`` -> 50; SEND_MESSAGES,
+    ADD_REACTIONS or MENTION_EVERYONE where @everyone lacks it -> 10; everyone else is
+    left out (0). ``notifications.room`` is 0 when @everyone may mention everyone, else 10.
     ``events_default`` is 0 when @everyone may send, else 10; ``m.reaction`` likewise
     for ADD_REACTIONS; ``invite`` is 0 when @everyone may invite, else 50. In a channel,
     pass its ``overwrites`` and the levels follow the channel's bits.
@@ -528,8 +529,11 @@ def power_levels_mirror(
     events = {k: v for k, v in events.items() if isinstance(v, int)} if isinstance(events, Mapping) else {}
     events["m.reaction"] = 0 if everyone_bits & P.ADD_REACTIONS else SPEAKER_LEVEL
     content["events"] = dict(sorted(events.items()))
-    if not isinstance(content.get("notifications"), Mapping):
-        content["notifications"] = {"room": MODERATOR_LEVEL}
+    # Who may ping the whole room: everyone when @everyone holds MENTION_EVERYONE, else
+    # those raised to SPEAKER_LEVEL for it (push rules read this for @room highlights).
+    notifications = dict(content["notifications"]) if isinstance(content.get("notifications"), Mapping) else {}
+    notifications["room"] = 0 if everyone_bits & P.MENTION_EVERYONE else SPEAKER_LEVEL
+    content["notifications"] = notifications
     content["users"] = dict(sorted(users.items()))
     return dict(sorted(content.items()))
 

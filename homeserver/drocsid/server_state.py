@@ -203,14 +203,18 @@ class Server:
     def permissions(self, user_id: str) -> int:
         return perms.server_permissions(self.owner_id, self.roles, self.member_roles.get(user_id, ()), user_id)
 
-    def channel_permissions(self, user_id: str, channel: Channel) -> int:
+    def overwrites_for(self, channel: Channel) -> dict[str, perms.Overwrite]:
+        """The overwrites that apply in a channel: its own, or its category's when it has none."""
         overwrites = channel.overwrites
         if channel.parent_id is not None and not overwrites:
             # A channel without overwrites of its own follows its category ("synced").
             category = self.channel(channel.parent_id)
             overwrites = category.overwrites if category is not None else overwrites
+        return overwrites
+
+    def channel_permissions(self, user_id: str, channel: Channel) -> int:
         return perms.channel_permissions(self.owner_id, self.roles, self.member_roles.get(user_id, ()), user_id,
-                                         overwrites)
+                                         self.overwrites_for(channel))
 
     def can_view(self, user_id: str, channel: Channel) -> bool:
         return bool(self.channel_permissions(user_id, channel) & perms.P.VIEW_CHANNEL)

@@ -26,7 +26,8 @@ TEST_SETTINGS: dict[str, dict[str, Any]] = {
     "auth": {"password_hash_time_cost": 1, "password_hash_memory_kib": 1024,
              "password_hash_parallelism": 1},
     "limits": {"login_per_second": 1000.0, "login_burst": 1000, "login_failures_per_second": 1000.0,
-               "login_failures_burst": 1000, "register_per_second": 1000.0, "register_burst": 1000},
+               "login_failures_burst": 1000, "register_per_second": 1000.0, "register_burst": 1000,
+               "message_send_per_second": 1000.0, "message_send_burst": 1000},
     "logging": {"level": "warn"},
 }
 
