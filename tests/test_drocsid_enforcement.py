@@ -4,6 +4,8 @@ kept in the DAG but never shown."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from homeserver.drocsid import permissions as perms
 from tests.support.api import API, V3, ApiHelpers, q
 from tests.support.federation import start_peers
@@ -104,9 +106,10 @@ class MatrixFacePostgresTests(MatrixFaceTests, HomeserverTestCase):
     engine = "postgres"
 
 
-class FederatedSenderTests(unittest.TestCase):
-    """Bob of instance B in a server hosted on A; @everyone may not send."""
-    timeout = 120
+class CrossInstanceTests(unittest.TestCase):
+    """A server hosted on A, joined by bob of B through an invite code: bob sees exactly the
+    channels his roles allow, and a message he may not send is shown by neither A nor B."""
+    timeout = 180
 
     @inline
     async def setUp(self):
@@ -120,52 +123,98 @@ class FederatedSenderTests(unittest.TestCase):
         self.assertEqual(status, 200, answer)
         return answer
 
-    async def bodies(self, peer, token, room):
-        return [e["content"].get("body") for e in await peer.messages(token, room) if e["type"] == "m.room.message"]
+    async def channels_on_b(self, space):
+        got = await self.ok(self.b, "GET", f"{API}/servers/{q(space)}", token=self.bob)
+        return sorted(c["name"] for c in got["channels"])
+
+    async def wait_channels_on_b(self, space, expected):
+        async def probe():
+            return await self.channels_on_b(space) == expected
+        await self.b.wait_for(probe, what=f"bob's channels on B to be {expected}")
+
+    async def listed_on_a(self, channel):
+        listed = await self.ok(self.a, "GET", f"{API}/channels/{q(channel)}/messages", token=self.alice)
+        return [m["content"] for m in listed]
 
     @inline
-    async def test_a_message_without_send_messages_is_shown_nowhere(self):
+    async def test_roles_decide_what_a_remote_member_sees_and_sends(self):
         server = await self.ok(self.a, "POST", f"{API}/servers", {"name": "Guild"}, self.alice)
-        space, channel = server["id"], server["channels"][0]["id"]
-        await self.ok(self.a, "POST", f"{V3}/rooms/{q(space)}/invite", {"user_id": self.bob_id}, self.alice)
+        space, general = server["id"], server["channels"][0]["id"]
+        path = f"{API}/servers/{q(space)}"
+        staff = await self.ok(self.a, "POST", f"{path}/channels", {"name": "staff", "private": True}, self.alice)
+        news = await self.ok(self.a, "POST", f"{path}/channels", {"name": "news"}, self.alice)
+        deny_send = {"allow": "0", "deny": str(int(perms.P.SEND_MESSAGES))}
+        await self.ok(self.a, "PUT", f"{API}/channels/{q(news['id'])}/overwrites/role/@everyone", deny_send,
+                      self.alice)
+        role = await self.ok(self.a, "POST", f"{path}/roles", {"name": "Staff", "permissions": "0"}, self.alice)
+        view = {"allow": str(int(perms.P.VIEW_CHANNEL)), "deny": "0"}
+        await self.ok(self.a, "PUT", f"{API}/channels/{q(staff['id'])}/overwrites/role/{q(role['id'])}", view,
+                      self.alice)
+        invite = await self.ok(self.a, "POST", f"{path}/invites", {"max_uses": 1}, self.alice)
+
+        # Bob redeems A's code through his own instance: he is in the server, not in #staff.
+        a_name = quote(self.a.server_name, safe="")
+        joined = await self.ok(self.b, "POST", f"{API}/invites/{invite['code']}?server={a_name}", token=self.bob)
+        self.assertEqual(joined["id"], space)
+        self.assertEqual(await self.channels_on_b(space), ["general", "news"])
+        status, body = await self.b.request("GET", f"{API}/channels/{q(staff['id'])}", token=self.bob)
+        self.assertIn(status, (403, 404), body)
+
+        # The role lets him see #staff: A invites him, he joins through B and it is listed.
+        await self.ok(self.a, "PUT", f"{path}/members/{q(self.bob_id)}/roles/{q(role['id'])}", {}, self.alice)
 
         async def invited():
             sync = await self.ok(self.b, "GET", f"{V3}/sync?timeout=0", token=self.bob)
-            return space in sync["rooms"]["invite"]
-        await self.b.wait_for(invited, what="bob's invite on B")
-        await self.ok(self.b, "POST", f"{V3}/join/{q(space)}", {}, self.bob)
-        status, body = await self.b.join(self.bob, channel, via=[self.a.server_name])
-        self.assertEqual(status, 200, body)
+            return staff["id"] in sync["rooms"]["invite"]
+        await self.b.wait_for(invited, what="bob's invite into #staff")
+        await self.ok(self.b, "POST", f"{V3}/join/{q(staff['id'])}", {}, self.bob)
+        await self.wait_channels_on_b(space, ["general", "news", "staff"])
+        # Taking the role away takes the channel away, on both instances.
+        await self.ok(self.a, "DELETE", f"{path}/members/{q(self.bob_id)}/roles/{q(role['id'])}", token=self.alice)
+        await self.wait_channels_on_b(space, ["general", "news"])
 
-        everyone = role_content("@everyone", perms.DEFAULT_EVERYONE & ~perms.P.SEND_MESSAGES, 0)
-        changed = await self.ok(self.a, "PUT", f"{V3}/rooms/{q(space)}/state/{perms.ROLE_EVENT}/", everyone,
-                                self.alice)
-        await self.b.wait_for_event(self.bob, space, changed["event_id"])
-
-        # B holds the same state and refuses the send through its Matrix API.
-        send = f"{V3}/rooms/{q(channel)}/send/m.room.message"
+        # #news: B refuses bob's send on both of its faces; nothing reaches A.
+        send = f"{V3}/rooms/{q(news['id'])}/send/m.room.message"
         status, body = await self.b.request("PUT", f"{send}/1", {"msgtype": "m.text", "body": "sneaky"},
                                             token=self.bob)
         self.assertEqual((status, body.get("errcode")), (403, "M_FORBIDDEN"), body)
+        status, body = await self.b.request("POST", f"{API}/channels/{q(news['id'])}/messages",
+                                            {"content": "sneaky too"}, token=self.bob)
+        self.assertEqual((status, body.get("errcode")), (403, "M_FORBIDDEN"), body)
 
-        # A server that does not check (modified, or unaware of Drocsid) sends it anyway:
-        # A keeps it in the DAG and shows it to nobody.
+        # Without Drocsid's checks, plain Matrix still refuses: the power-level mirror
+        # raised events_default in #news.
         self.b.hs.event_sender.extra_rules = None
         status, body = await self.b.request("PUT", f"{send}/2", {"msgtype": "m.text", "body": "forced"},
                                             token=self.bob)
-        self.assertEqual(status, 200, body)
-        forced_id = body["event_id"]
+        self.assertEqual(status, 403, body)
+
+        # What the mirror cannot express (ATTACH_FILES), an instance that does not check
+        # (modified, or unaware of Drocsid) sends anyway: A keeps it in the DAG,
+        # soft-failed, and shows it to nobody.
+        deny_files = {"allow": "0", "deny": str(int(perms.P.ATTACH_FILES))}
+        await self.ok(self.a, "PUT", f"{API}/channels/{q(general)}/overwrites/role/@everyone", deny_files,
+                      self.alice)
+        marker = await self.ok(self.a, "POST", f"{API}/channels/{q(general)}/messages", {"content": "rules"},
+                               self.alice)
+        await self.b.wait_for_event(self.bob, general, marker["id"])
+        image = {"msgtype": "m.image", "body": "cat.png", "url": f"mxc://{self.b.server_name}/cat"}
+        forced = await self.ok(self.b, "PUT", f"{V3}/rooms/{q(general)}/send/m.room.message/3", image, self.bob)
 
         async def received_on_a():
-            return await self.a.hs.events.get_event(forced_id) is not None
+            return await self.a.hs.events.get_event(forced["event_id"]) is not None
         await self.a.wait_for(received_on_a, what="the forced event reaching A")
-        stored = await self.a.hs.events.get_event(forced_id)
-        self.assertTrue(stored.soft_failed)
-        status, body = await self.a.request("GET", f"{V3}/rooms/{q(channel)}/event/{q(forced_id)}",
+        self.assertTrue((await self.a.hs.events.get_event(forced["event_id"])).soft_failed)
+        status, body = await self.a.request("GET", f"{V3}/rooms/{q(general)}/event/{q(forced['event_id'])}",
                                             token=self.alice)
         self.assertEqual(status, 404, body)
-        after = await self.ok(self.a, "PUT", f"{send}/3", {"msgtype": "m.text", "body": "from alice"}, self.alice)
-        await self.b.wait_for_event(self.bob, channel, after["event_id"])
-        self.assertNotIn("forced", await self.bodies(self.a, self.alice, channel))
-        listed = await self.ok(self.a, "GET", f"{API}/channels/{q(channel)}/messages", token=self.alice)
-        self.assertEqual([m["content"] for m in listed], ["from alice"])
+        after = await self.ok(self.a, "POST", f"{API}/channels/{q(general)}/messages", {"content": "after"},
+                              self.alice)
+        await self.b.wait_for_event(self.bob, general, after["id"])
+        self.assertEqual(await self.listed_on_a(general), ["after", "rules"])
+        self.b.hs.event_sender.extra_rules = self.b.hs.drocsid_rules.check
+
+        # Bob may still talk in #general, and A shows that.
+        said = await self.ok(self.b, "POST", f"{API}/channels/{q(general)}/messages", {"content": "hi"}, self.bob)
+        await self.a.wait_for_event(self.alice, general, said["id"])
+        self.assertEqual(await self.listed_on_a(general), ["hi", "after", "rules"])
