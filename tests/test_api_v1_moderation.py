@@ -169,6 +169,29 @@ class ModerationTests(ApiHelpers):
                                403, "M_FORBIDDEN")
 
     @inline
+    async def test_a_kicked_member_returns_without_roles(self):
+        await self.setup_server()
+        mod, mod_token = await self.member("mod")
+        bob, bob_token = await self.member("bob")
+        await self.give_role(mod, "mods", P.KICK_MEMBERS, 2)
+        helpers = await self.ok("POST", self.url("roles"), {"name": "helpers", "position": 1,
+                                                            "permissions": str(int(P.MANAGE_MESSAGES))},
+                                token=self.token)
+        await self.ok("PUT", self.url(f"members/{q(bob)}/roles/{helpers['id']}"), {}, token=self.token)
+        levels = await self.ok("GET", f"{V3}/rooms/{q(self.space)}/state/m.room.power_levels", token=self.token)
+        self.assertEqual(levels["users"].get(bob), perms.MODERATOR_LEVEL)
+        await self.ok("POST", self.url(f"kick/{q(bob)}"), {}, token=mod_token)
+        status, content = await self.request("GET", f"{V3}/rooms/{q(self.space)}/state/{perms.MEMBER_EVENT}/"
+                                             f"{q(perms.member_state_key(bob))}", token=self.token)
+        self.assertEqual(content.get("roles", []), [], content)
+        levels = await self.ok("GET", f"{V3}/rooms/{q(self.space)}/state/m.room.power_levels", token=self.token)
+        self.assertNotIn(bob, levels["users"])
+        await self.ok("POST", f"{V3}/rooms/{q(self.space)}/invite", {"user_id": bob}, token=self.token)
+        await self.ok("POST", f"{V3}/join/{q(self.space)}", {}, token=bob_token)
+        member = await self.ok("GET", self.url(f"members/{q(bob)}"), token=self.token)
+        self.assertEqual(member["role_ids"], [])
+
+    @inline
     async def test_leave(self):
         await self.setup_server()
         bob, bob_token = await self.member("bob")

@@ -16,7 +16,10 @@ from __future__ import annotations
 from twisted.logger import Logger
 
 from homeserver.drocsid import audit_log
-from homeserver.drocsid.server_state import Server, load_room_state
+from homeserver.drocsid import permissions as perms
+from homeserver.drocsid.roles import sync_power_levels
+from homeserver.drocsid.server_state import Server, load_room_state, load_server
+from homeserver.drocsid.servers import _send_as
 from homeserver.http.errors import MatrixError
 
 log = Logger(namespace="drocsid.moderation")
@@ -27,14 +30,18 @@ _IN = ("join", "invite", "knock")
 async def send_for(hs, actor: str, owner_id: str, room_id: str, event_type: str, content: dict,
                    state_key: str | None = "") -> None:
     """Send as the actor; when Matrix auth refuses them, as the owner naming the actor."""
-    try:
-        await hs.event_sender.send(actor, room_id, event_type, content, state_key=state_key)
-        return
-    except MatrixError as error:
-        if error.status != 403 or actor == owner_id:
-            raise
-    await hs.event_sender.send(owner_id, room_id, event_type, {**content, audit_log.ACTOR_FIELD: actor},
-                               state_key=state_key)
+    await _send_as(hs, actor, owner_id, room_id, event_type, content, state_key)
+
+
+async def _forget_member(hs, actor: str, server: Server, target: str) -> None:
+    """Someone kicked, banned or gone keeps no roles (a return starts afresh) and drops
+    out of the power-level mirror."""
+    if server.member_roles.get(target) or server.state.has(perms.MEMBER_EVENT, perms.member_state_key(target)):
+        await send_for(hs, actor, server.owner_id, server.room_id, perms.MEMBER_EVENT, {},
+                       perms.member_state_key(target))
+    fresh = await load_server(hs, server.room_id)
+    if fresh is not None:
+        await sync_power_levels(hs, fresh, actor)
 
 
 def _rooms(server: Server) -> list[tuple[str, dict[str, str]]]:
@@ -66,6 +73,7 @@ async def _set_membership(hs, actor: str, server: Server, target: str, membershi
 
 async def ban(hs, actor: str, server: Server, target: str, reason: str | None) -> None:
     await _set_membership(hs, actor, server, target, "ban", reason, lambda current: current != "ban")
+    await _forget_member(hs, actor, server, target)
 
 
 async def unban(hs, actor: str, server: Server, target: str) -> None:
@@ -74,6 +82,7 @@ async def unban(hs, actor: str, server: Server, target: str) -> None:
 
 async def kick(hs, actor: str, server: Server, target: str, reason: str | None) -> None:
     await _set_membership(hs, actor, server, target, "leave", reason, lambda current: current in _IN)
+    await _forget_member(hs, actor, server, target)
 
 
 async def leave(hs, user_id: str, server: Server) -> None:
@@ -85,6 +94,7 @@ async def leave(hs, user_id: str, server: Server) -> None:
             except MatrixError as error:
                 log.warn("could not leave {room}: {error}", room=channel.room_id, error=error)
     await hs.membership.leave(user_id, server.room_id)
+    await _forget_member(hs, user_id, server, user_id)
 
 
 async def bans(hs, server: Server) -> list[dict]:
