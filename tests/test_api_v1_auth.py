@@ -199,6 +199,55 @@ class ApiAuthRateLimitTests:
         self.assertGreater(body["retry_after_ms"], 0)
 
 
+class InviteCodeRegistrationTests:
+    """A server invite code of this instance joins the new account to that server, and
+    opens registration when it is otherwise closed (as the original's invite-only mode)."""
+    config_overrides = {"auth": {"registration_enabled": False}}
+
+    async def server_with_code(self, max_uses=1):
+        _, session = await self.hs.accounts.register("owner", PASSWORD)  # an operator-made account
+        token = session.access_token
+        status, server = await self.request("POST", f"{API}/servers", {"name": "Club"}, token=token)
+        self.assertEqual(status, 200, server)
+        status, invite = await self.request("POST", f"{API}/servers/{server['id']}/invites",
+                                            {"max_uses": max_uses}, token=token)
+        self.assertEqual(status, 200, invite)
+        return server, invite["code"]
+
+    @inline
+    async def test_invite_code_opens_registration_and_joins(self):
+        server, code = await self.server_with_code()
+        users = await self.hs.users.count_users()
+        self.assertMatrixError(await self.request("POST", f"{API}/auth/register",
+                                                  {"username": "newbie", "password": PASSWORD}), 403, "M_FORBIDDEN")
+        self.assertMatrixError(await self.request("POST", f"{API}/auth/register",
+                                                  {"username": "newbie", "password": PASSWORD,
+                                                   "invite_code": "NOPENOPENOPE"}), 404, "M_NOT_FOUND")
+        self.assertEqual(await self.hs.users.count_users(), users)
+
+        status, body = await self.request("POST", f"{API}/auth/register",
+                                          {"username": "newbie", "password": PASSWORD, "invite_code": code})
+        self.assertEqual(status, 200, body)
+        status, servers = await self.request("GET", f"{API}/users/@me/servers", token=body["access_token"])
+        self.assertEqual((status, [s["id"] for s in servers]), (200, [server["id"]]))
+        status, got = await self.request("GET", f"{API}/servers/{server['id']}", token=body["access_token"])
+        self.assertEqual([c["name"] for c in got["channels"]], ["general"])
+
+        # Used up: the next registration with it is refused and creates nothing.
+        self.assertMatrixError(await self.request("POST", f"{API}/auth/register",
+                                                  {"username": "second", "password": PASSWORD,
+                                                   "invite_code": code}), 404, "M_NOT_FOUND")
+        self.assertEqual(await self.hs.users.count_users(), users + 1)
+
+
+class InviteCodeRegistrationSqliteTests(InviteCodeRegistrationTests, HomeserverTestCase):
+    engine = "sqlite"
+
+
+class InviteCodeRegistrationPostgresTests(InviteCodeRegistrationTests, HomeserverTestCase):
+    engine = "postgres"
+
+
 class ApiAuthSqliteTests(ApiAuthTests, HomeserverTestCase):
     engine = "sqlite"
 

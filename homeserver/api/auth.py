@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import re
 
+from twisted.logger import Logger
+
 from homeserver.api.routes import ApiCall, ApiRoutes
 from homeserver.api.users import user_object
+from homeserver.drocsid import invites
 from homeserver.handlers.accounts import Session
 from homeserver.http.errors import MatrixError, forbidden, invalid_param
+
+log = Logger(namespace="api.auth")
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -26,8 +31,9 @@ REGISTER_BODY = {
         "password": {"type": "string", "description": "At least auth.password_min_length (8) characters"},
         "email": {"type": "string", "maxLength": 254, "description": "Checked, not yet stored"},
         "display_name": {"type": ["string", "null"], "minLength": 1, "maxLength": 32},
-        "invite_code": {"type": ["string", "null"], "description": "Not used yet: registration follows "
-                                                                   "auth.registration_enabled"},
+        "invite_code": {"type": ["string", "null"], "maxLength": 64,
+                        "description": "A server invite code of this instance: the new account joins that "
+                                       "server; it also opens registration when auth.registration_enabled is off"},
         "device_name": {"type": "string", "maxLength": 256},
     },
 }
@@ -76,7 +82,10 @@ def register(api: ApiRoutes, hs) -> None:
 
     async def register_account(call: ApiCall):
         body = call.body
-        if not hs.config.auth.registration_enabled:
+        code = body.get("invite_code") or None
+        if code is not None:
+            await invites.usable_invite(hs, code)  # 404 before anything is written
+        elif not hs.config.auth.registration_enabled:
             raise forbidden("Registration is disabled on this server")
         # Every check before the write, so a refused registration leaves nothing behind.
         await hs.accounts.check_username_available(body["username"])
@@ -89,6 +98,12 @@ def register(api: ApiRoutes, hs) -> None:
             body["username"], body["password"], device_name=body.get("device_name"), want_refresh=True, ip=ip)
         if body.get("display_name"):
             await hs.profiles_handler.set_field(user_id, "displayname", body["display_name"])
+        if code is not None:
+            try:
+                await invites.admit_local(hs, code, user_id)
+            except MatrixError as error:
+                # The account exists; the code was used up meanwhile. Say so, keep the account.
+                log.info("invite code at registration not redeemed: {error}", error=error.errcode)
         return 200, await session_answer(session)
 
     async def login(call: ApiCall):
