@@ -272,6 +272,40 @@ class ServerTests(ApiHelpers):
             self.assertNotIn(general, joined)
 
     @inline
+    async def test_icon_upload(self):
+        import io
+        from PIL import Image
+
+        alice, token = await self.user("alice")
+        bob, bob_token = await self.user("bob")
+        server = await self.make_server(token)
+        space = server["id"]
+        await self.member(space, token, bob, bob_token)
+        png = io.BytesIO()
+        Image.new("RGB", (8, 8), (200, 30, 30)).save(png, "PNG")
+        icon = f"{API}/servers/{q(space)}/icon"
+        # Bob lacks MANAGE_SERVER; text is not an image; neither changes anything.
+        status, body = await self.client.request("POST", icon, token=bob_token, raw=png.getvalue(),
+                                                 headers={"Content-Type": "image/png"})
+        self.assertMatrixError((status, body), 403, "M_FORBIDDEN")
+        status, body = await self.client.request("POST", icon, token=token, raw=b"not an image",
+                                                 headers={"Content-Type": "image/png"})
+        self.assertMatrixError((status, body), 400, "M_INVALID_PARAM")
+        self.assertIsNone((await self.ok("GET", f"{API}/servers/{q(space)}", token=token))["icon_url"])
+
+        status, updated = await self.client.request("POST", icon, token=token, raw=png.getvalue(),
+                                                    headers={"Content-Type": "application/octet-stream"})
+        self.assertEqual(status, 200, updated)
+        self.assertTrue(updated["icon_url"].startswith("mxc://"))
+        status, avatar = await self.state(space, bob_token, "m.room.avatar")
+        self.assertEqual(avatar["url"], updated["icon_url"])
+        server_name, media_id = updated["icon_url"][len("mxc://"):].split("/")
+        status, raw = await self.client.request("GET", f"/_matrix/client/v1/media/download/{server_name}/{media_id}",
+                                                token=bob_token)
+        self.assertEqual((status, raw), (200, png.getvalue()))
+        self.assertEqual(self.client.last_headers.getRawHeaders("Content-Type"), ["image/png"])
+
+    @inline
     async def test_owned_server_limit(self):
         from homeserver.drocsid import servers as writer
         self.patch(writer, "MAX_OWNED_SERVERS", 2)

@@ -191,8 +191,10 @@ class HttpSite(server.Site):
         # Uploads may be as large as media allows; everything else is JSON.
         if b"/_matrix/media/" in path and b"/upload" in path:
             return self.media_upload_bytes
-        # /api/v1 attachment uploads go to the same media repository (homeserver.api.channel_activity).
-        if path.startswith(b"/api/v1/channels/") and path.split(b"?", 1)[0].endswith(b"/attachments"):
+        # /api/v1 uploads (attachments, server icons) go to the same media repository.
+        bare = path.split(b"?", 1)[0]
+        if (bare.startswith(b"/api/v1/channels/") and bare.endswith(b"/attachments")) \
+                or (bare.startswith(b"/api/v1/servers/") and bare.endswith(b"/icon")):
             return self.media_upload_bytes
         return self.max_body_bytes
 
