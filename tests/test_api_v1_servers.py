@@ -272,6 +272,35 @@ class ServerTests(ApiHelpers):
             self.assertNotIn(general, joined)
 
     @inline
+    async def test_reorder_channels(self):
+        alice, token = await self.user("alice")
+        bob, bob_token = await self.user("bob")
+        server = await self.make_server(token)
+        space, general = server["id"], server["channels"][0]["id"]
+        await self.member(space, token, bob, bob_token)
+        path = f"{API}/servers/{q(space)}/channels"
+        talk = await self.ok("POST", path, {"name": "Talk", "type": "category"}, token=token)
+        memes = await self.ok("POST", path, {"name": "memes"}, token=token)
+        order = [{"id": memes["id"], "position": 0, "parent_id": talk["id"]}, {"id": general, "position": 3}]
+        # Bob may not; an unknown channel or a bad entry refuses the whole request.
+        before = await self.ok("GET", path, token=token)
+        self.assertMatrixError(await self.request("PATCH", path, {"channels": order}, token=bob_token),
+                               403, "M_FORBIDDEN")
+        for bad in ([*order, {"id": "!nope:test.local", "position": 1}], [{"id": general}],
+                    [{"id": general, "position": "first"}], [], [order[1], order[1]]):
+            status, body = await self.request("PATCH", path, {"channels": bad}, token=token)
+            self.assertIn(status, (400, 404), body)
+        self.assertEqual(await self.ok("GET", path, token=token), before)
+
+        listed = await self.ok("PATCH", path, {"channels": order}, token=token)
+        by_id = {c["id"]: c for c in listed}
+        self.assertEqual((by_id[memes["id"]]["parent_id"], by_id[memes["id"]]["position"]), (talk["id"], 0))
+        self.assertEqual(by_id[general]["position"], 3)
+        status, child = await self.state(talk["id"], token, "m.space.child", memes["id"])
+        self.assertEqual(child["order"], "000000")
+        self.assertEqual(await self.ok("GET", path, token=bob_token), listed)
+
+    @inline
     async def test_icon_upload(self):
         import io
         from PIL import Image

@@ -42,6 +42,18 @@ PATCH_BODY = {
 
 _MAX_POSITION = 999_999
 
+REORDER_BODY = {
+    "type": "object",
+    "required": ["channels"],
+    "properties": {
+        "channels": {"type": "array", "minItems": 1, "maxItems": 500, "items": {
+            "type": "object", "required": ["id", "position"],
+            "properties": {"id": {"type": "string"}, "position": {"type": "integer"},
+                           "parent_id": {"type": ["string", "null"],
+                                         "description": "Move into this category (null: out of any)"}}}},
+    },
+}
+
 
 def _check_position(body: dict) -> None:
     position = body.get("position")
@@ -103,6 +115,28 @@ def register(api: ApiRoutes, hs) -> None:
         server = await load_server(hs, server.room_id)
         return 200, server.channel(channel_id).to_json()
 
+    async def reorder(call: ApiCall):
+        """Several channels' positions (and categories) at once, as a drag in a client does.
+        Everything is checked before the first write."""
+        user_id = call.requester.user_id
+        server = await member_server(hs, call.params["server_id"], user_id)
+        moves = []
+        for entry in call.body["channels"]:
+            channel = server.channel(entry["id"])
+            if channel is None or not server.can_view(user_id, channel):
+                raise not_found(f"Unknown channel {entry['id']}")
+            require(server.channel_permissions(user_id, channel), perms.P.MANAGE_CHANNELS, "MANAGE_CHANNELS")
+            _check_position(entry)
+            if "parent_id" in entry:
+                _check_parent(server, entry["parent_id"], channel.kind)
+            moves.append((channel, {k: entry[k] for k in ("position", "parent_id") if k in entry}))
+        if len({c.room_id for c, _ in moves}) != len(moves):
+            raise invalid_param("Each channel may appear once")
+        for channel, fields in moves:
+            await writer.update_channel(hs, user_id, server, channel, fields)
+        server = await load_server(hs, server.room_id)
+        return 200, [c.to_json() for c in server.visible_channels(user_id)]
+
     async def get(call: ApiCall):
         _server, channel = await channel_for(hs, call.params["channel_id"], call.requester.user_id)
         return 200, channel.to_json()
@@ -143,6 +177,11 @@ def register(api: ApiRoutes, hs) -> None:
             summary="Create a text or voice channel, or a category", request=CREATE_BODY, response=channel_ref,
             description="Needs MANAGE_CHANNELS. A private channel has join rule invite and an overwrite "
                         "denying VIEW_CHANNEL to @everyone; its creator keeps access.")
+    api.add("PATCH", "/servers/{server_id}/channels", reorder, tag="channels",
+            summary="Reorder channels (and move them between categories) at once", request=REORDER_BODY,
+            response={"type": "array", "items": channel_ref},
+            description="Needs MANAGE_CHANNELS in every channel named; nothing changes unless all entries are "
+                        "valid. Answers the channels the user may view, in their new order.")
     api.add("GET", "/channels/{channel_id}", get, tag="channels", summary="A channel the user may view",
             response=channel_ref)
     api.add("PATCH", "/channels/{channel_id}", patch, tag="channels",

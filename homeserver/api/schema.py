@@ -2,7 +2,8 @@
 document and the validation are one and the same thing.
 
 Only the subset the routes use is understood: ``type`` (one name or a list, ``null``
-included), ``required``, ``properties``, ``minLength``, ``maxLength``, ``enum``.
+included), ``required``, ``properties`` (also of nested objects), ``minLength``,
+``maxLength``, ``enum``, and for arrays ``items``, ``minItems``, ``maxItems``.
 A missing field is M_MISSING_PARAM, anything else wrong is M_INVALID_PARAM.
 """
 
@@ -27,13 +28,13 @@ _ARTICLES = {"string": "a string", "boolean": "a boolean", "integer": "an intege
              "object": "an object", "array": "an array", "null": "null"}
 
 
-def validate_body(schema: dict, body: dict) -> None:
+def validate_body(schema: dict, body: dict, prefix: str = "") -> None:
     for name in schema.get("required", ()):
         if name not in body:
-            raise missing_param(name)
+            raise missing_param(prefix + name)
     for name, rules in schema.get("properties", {}).items():
         if name in body:
-            _check_value(name, rules, body[name])
+            _check_value(prefix + name, rules, body[name])
 
 
 def _check_value(name: str, rules: dict, value: Any) -> None:
@@ -51,3 +52,13 @@ def _check_value(name: str, rules: dict, value: Any) -> None:
             raise invalid_param(f"'{name}' must be at least {rules['minLength']} characters")
         if "maxLength" in rules and len(value) > rules["maxLength"]:
             raise invalid_param(f"'{name}' must be at most {rules['maxLength']} characters")
+    if isinstance(value, list):
+        if len(value) < rules.get("minItems", 0):
+            raise invalid_param(f"'{name}' must have at least {rules['minItems']} items")
+        if "maxItems" in rules and len(value) > rules["maxItems"]:
+            raise invalid_param(f"'{name}' must have at most {rules['maxItems']} items")
+        if "items" in rules:
+            for index, item in enumerate(value):
+                _check_value(f"{name}[{index}]", rules["items"], item)
+    if isinstance(value, dict) and "properties" in rules:
+        validate_body(rules, value, prefix=f"{name}.")
