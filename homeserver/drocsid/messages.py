@@ -252,12 +252,13 @@ class Messages:
         return [i for i in ids if i in events and i not in redacted and events[i].sender == self.user_id
                 and events[i].content.get("m.relates_to", {}).get("key") == key]
 
-    async def objects(self, events: list) -> list[dict]:
-        """Message objects of the given message events, edits applied."""
+    async def objects(self, events: list, *, fresh: bool = False) -> list[dict]:
+        """Message objects of the given message events, edits applied. ``fresh``: events
+        just sent, which nothing can have edited or reacted to yet (no lookups for that)."""
         if not events:
             return []
         ids = [e.event_id for e in events]
-        edits = await self.hs.relations.replacements(ids)
+        edits = {} if fresh else await self.hs.relations.replacements(ids)
         latest: dict[str, str] = {}
         for event in events:
             valid = [edit_id for edit_id, sender, _ in edits.get(event.event_id, []) if sender == event.sender]
@@ -300,7 +301,7 @@ class Messages:
                 "reply_to": reply_to if isinstance(reply_to, str) else None,
                 "mentions": [u for u in user_ids if isinstance(u, str)] if isinstance(user_ids, list) else [],
                 "mention_everyone": mentions.get("room") is True,
-                "reactions": await self._reactions(event.event_id),
+                "reactions": [] if fresh else await self._reactions(event.event_id),
                 "pinned": event.event_id in pinned,
                 "attachments": [attachment] if attachment is not None else [],
                 "thread_id": thread_root(event),
@@ -353,6 +354,7 @@ class Messages:
         relation = await self._relation(reply_to, thread_id)
         bodies = [_media_content(u, text if i == 0 else None) for i, u in enumerate(uploads)] or [text]
         first = None
+        started_ms = self.hs.clock.time_ms()
         for index, body in enumerate(bodies):
             relates = relation(index == 0)
             if relates is not None:
@@ -363,6 +365,9 @@ class Messages:
             event = await self.hs.event_sender.send(self.user_id, self.room_id, "m.room.message", body,
                                                     client_txn=txn)
             first = first or event
+        if first.origin_server_ts >= started_ms:
+            # Built by this call (a retried nonce answers an older event, read in full).
+            return (await self.objects([first], fresh=True))[0]
         return await self.message(first.event_id)
 
     async def thread_root_event(self, thread_id: Any):
