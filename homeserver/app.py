@@ -115,7 +115,7 @@ class Homeserver:
                                       self.notifier)
         self.event_sender = EventSender(config.server_name, self.signing_key, self.room_writer)
         self.event_ingester = EventIngester(self.room_writer)
-        self.drocsid_rules = DrocsidRules(self.room_heads, self.events)
+        self.drocsid_rules = DrocsidRules(self.room_heads, self.room_writer)
         self.event_sender.extra_rules = self.event_ingester.extra_rules = self.drocsid_rules.check
         self.profiles_handler = ProfileHandler(config.server_name, self.profiles, self.users, self.rooms,
                                                self.room_heads, self.room_writer, self.event_sender)

@@ -44,10 +44,23 @@ class _ServerCache:
     children: dict[str, bool]      # child room ID -> linked with a non-empty via
 
 
+class _Events:
+    """Events by ID, queued ones included (a head moves on before its events are written)."""
+
+    def __init__(self, writer):
+        self._writer = writer
+
+    async def get_events(self, event_ids) -> dict:
+        return await self._writer.get_events(event_ids)
+
+    async def get_event(self, event_id):
+        return (await self._writer.get_events([event_id])).get(event_id)
+
+
 class DrocsidRules:
-    def __init__(self, room_heads, events):
+    def __init__(self, room_heads, room_writer):
         self._heads = room_heads
-        self._events = events
+        self._events = _Events(room_writer)
         self._shapes: dict[str, _RoomShape] = {}
         self._servers: dict[str, _ServerCache] = {}
 
@@ -98,6 +111,7 @@ class DrocsidRules:
         wanted = [state[_CREATE]] if _CREATE in state else []
         wanted += list(shape.role_ids.values()) + [state[("m.space.child", c)] for c in shape.children]
         loaded = await self._events.get_events(wanted)
+        complete = len(loaded) == len(set(wanted))
         create = loaded.get(state.get(_CREATE))
         facts_base = None
         if create is not None and create.content.get("type") == SPACE_TYPE and not shape.deleted \
@@ -110,7 +124,8 @@ class DrocsidRules:
             via = link.content.get("via") if link is not None else None
             children[child] = isinstance(via, list) and bool(via)
         cached = _ServerCache(state, facts_base, children)
-        self._servers[space_id] = cached
+        if complete:
+            self._servers[space_id] = cached
         return cached if facts_base is not None else None
 
     async def _channel_context(self, server_id: str, channel_id: str, shape: _RoomShape):

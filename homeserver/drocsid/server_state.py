@@ -113,17 +113,20 @@ async def load_room_state(hs, room_id: str, types=None, *, members: bool = True)
     cached = cache.get(key)
     if cached is not None and cached[0] is head.state:
         return cached[1]
-    state = await _read_room_state(hs, head, room_id, types, members)
-    if len(cache) >= _STATE_CACHE_SIZE:
-        cache.clear()  # crude, but bounded; a cleared entry is just read again
-    cache[key] = (head.state, state)
+    state, complete = await _read_room_state(hs, head, room_id, types, members)
+    if complete:
+        if len(cache) >= _STATE_CACHE_SIZE:
+            cache.clear()  # crude, but bounded; a cleared entry is just read again
+        cache[key] = (head.state, state)
     return state
 
 
-async def _read_room_state(hs, head, room_id: str, types, members: bool) -> RoomState:
+async def _read_room_state(hs, head, room_id: str, types, members: bool) -> tuple[RoomState, bool]:
+    """The state, and whether every event of it was found (only then may it be cached)."""
     wanted = {key: event_id for key, event_id in head.state.items()
               if (types is None or key[0] in types) or (members and key[0] == "m.room.member")}
-    loaded = await hs.events.get_events(list(wanted.values()))
+    # The head moves on as soon as an event is queued: read queued events too.
+    loaded = await hs.room_writer.get_events(list(wanted.values()))
     events, memberships = {}, {}
     for key, event_id in wanted.items():
         event = loaded.get(event_id)
@@ -135,7 +138,7 @@ async def _read_room_state(hs, head, room_id: str, types, members: bool) -> Room
             if types is not None and "m.room.member" not in types:
                 continue
         events[key] = event
-    return RoomState(room_id, events, memberships)
+    return RoomState(room_id, events, memberships), len(loaded) == len(set(wanted.values()))
 
 
 @dataclass
