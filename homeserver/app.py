@@ -38,6 +38,7 @@ from homeserver.handlers.typing import TypingHandler
 from homeserver.handlers.unread import UnreadCounter
 from homeserver.handlers.ui_auth import UserInteractiveAuth
 from homeserver.drocsid.enforcement import DrocsidRules
+from homeserver.drocsid.mirror_keeper import MirrorKeeper
 from homeserver.http.router import Router
 from homeserver.http.site import build_site
 from homeserver.notifier import Notifier
@@ -123,7 +124,8 @@ class Homeserver:
                                         self.profiles_handler.member_content)
         self.membership = MembershipHandler(config.server_name, self.event_sender, self.room_heads, self.events,
                                             self.rooms, self.profiles_handler)
-        self.room_reader = RoomReader(self.clock, self.room_heads, self.events, self.state, self.membership)
+        self.room_reader = RoomReader(self.clock, self.room_heads, self.events, self.state, self.membership,
+                                      self.room_writer)
         self.power = PowerLevels(self.room_heads, self.events)
         self.typing = TypingHandler(self.clock, self.notifier)
         self.account_data_handler = AccountDataHandler(self.account_data, self.notifier)
@@ -132,6 +134,7 @@ class Homeserver:
         self.relations_handler = RelationsHandler(self.clock, self.relations, self.room_writer)
         self.room_reader.relations = self.relations_handler
         self.presence = PresenceHandler(self.clock, self.presence_store, self.rooms, self.notifier)
+        self.drocsid_mirror = MirrorKeeper(self)
         # Shared by /sync and the /api/v1 read states (homeserver.drocsid.read_states).
         self.unread = UnreadCounter(self.db, self.events, self.room_writer, self.room_heads,
                                     lambda: getattr(self, "push_rules", None))

@@ -23,6 +23,7 @@ import secrets
 from twisted.logger import Logger
 
 from homeserver.drocsid import permissions as perms
+from homeserver.drocsid.relationships import is_local
 from homeserver.drocsid.server_state import Server, load_server
 from homeserver.drocsid.servers import join_channels
 from homeserver.http.errors import MatrixError, forbidden, not_found
@@ -43,10 +44,6 @@ def new_code() -> str:
 
 def looks_like_code(code: str) -> bool:
     return 0 < len(code) <= 64 and all(c in ALPHABET for c in code)
-
-
-def is_local_user(hs, user_id: str) -> bool:
-    return user_id.endswith(":" + hs.config.server_name)
 
 
 def invite_json(invite: InviteCode) -> dict:
@@ -94,7 +91,7 @@ async def usable_invite(hs, code: str) -> tuple[InviteCode, Server]:
 
 def _inviter(hs, server: Server, creator_id: str) -> str:
     """Who sends the Matrix invite: the creator while they may still invite, else the owner."""
-    if (is_local_user(hs, creator_id) and server.is_member(creator_id)
+    if (is_local(hs, creator_id) and server.is_member(creator_id)
             and perms.has_permissions(server.permissions(creator_id), perms.P.CREATE_INSTANT_INVITE)):
         return creator_id
     return server.owner_id

@@ -516,6 +516,13 @@ async def sync_server(hs, server_id: str, actor: str | None = None) -> Server | 
     return await load_server(hs, server_id)
 
 
+async def sync_server_in_turn(hs, server_id: str) -> Server | None:
+    """``sync_server`` once any change to the server under way here is done (its lock):
+    for changes that came in another way (a Matrix client, federation)."""
+    async with _locks.hold((id(hs), server_id)):
+        return await sync_server(hs, server_id)
+
+
 async def sync_power_levels(hs, server: Server, actor: str | None = None) -> None:
     """Send each room's mirror where it differs from its ``m.room.power_levels``."""
     member_roles = server.member_roles

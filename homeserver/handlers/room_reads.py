@@ -15,10 +15,13 @@ from storage.stores.state import StateStore
 
 class RoomReader:
     def __init__(self, clock: Clock, heads: RoomHeads, events: EventStore, state: StateStore,
-                 membership: MembershipHandler):
+                 membership: MembershipHandler, writer=None):
         self._clock = clock
         self._heads = heads
         self._events = events
+        # A room's head names an event as soon as it is queued for writing: state read
+        # from the head is looked up through the writer, which also knows queued events.
+        self._current = writer.get_events if writer is not None else events.get_events
         self._state = state
         self._membership = membership
         self.relations = None  # set by the app once the relations handler exists
@@ -32,11 +35,11 @@ class RoomReader:
         if head is None:
             raise forbidden("You are not in this room")
         member_id = head.state.get(("m.room.member", user_id))
-        member = await self._events.get_event(member_id) if member_id else None
+        member = (await self._current([member_id])).get(member_id) if member_id else None
         if member is not None and member.membership == "join":
             return head.state
         visibility_id = head.state.get(("m.room.history_visibility", ""))
-        visibility = await self._events.get_event(visibility_id) if visibility_id else None
+        visibility = (await self._current([visibility_id])).get(visibility_id) if visibility_id else None
         if history_visibility_of(visibility.content if visibility else None) == "world_readable":
             return head.state
         if member is not None and member.membership in ("leave", "ban"):
@@ -48,7 +51,7 @@ class RoomReader:
 
     async def get_state(self, user_id: str, room_id: str) -> list[dict]:
         state_ids = await self._visible_state_ids(user_id, room_id)
-        events = await self._events.get_events(state_ids.values())
+        events = await self._current(state_ids.values())
         now = self._clock.time_ms()
         return [client_event(events[e], now) for e in state_ids.values() if e in events]
 
@@ -57,7 +60,7 @@ class RoomReader:
         event_id = state_ids.get((event_type, state_key))
         if event_id is None:
             raise not_found("Event not found")
-        event = await self._events.get_event(event_id)
+        event = (await self._current([event_id])).get(event_id)
         if event is None:
             raise not_found("Event not found")
         return event
@@ -66,7 +69,7 @@ class RoomReader:
                           not_membership: str | None = None) -> list[dict]:
         state_ids = await self._visible_state_ids(user_id, room_id)
         member_ids = [e for (t, _), e in state_ids.items() if t == "m.room.member"]
-        events = await self._events.get_events(member_ids)
+        events = await self._current(member_ids)
         now = self._clock.time_ms()
         chunk = []
         for event_id in member_ids:
@@ -85,7 +88,7 @@ class RoomReader:
         if head is None or await self._membership.current_membership(room_id, user_id) != "join":
             raise forbidden("You are not in this room")
         member_ids = [e for (t, _), e in head.state.items() if t == "m.room.member"]
-        events = await self._events.get_events(member_ids)
+        events = await self._current(member_ids)
         joined = {}
         for event in events.values():
             if event.membership == "join":
@@ -142,7 +145,7 @@ class RoomReader:
     async def member_events_for(self, user_id: str, room_id: str, senders: set[str]) -> list[dict]:
         state_ids = await self._visible_state_ids(user_id, room_id)
         ids = [state_ids[("m.room.member", s)] for s in sorted(senders) if ("m.room.member", s) in state_ids]
-        events = await self._events.get_events(ids)
+        events = await self._current(ids)
         now = self._clock.time_ms()
         return [client_event(events[i], now) for i in ids if i in events]
 
