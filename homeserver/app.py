@@ -155,7 +155,9 @@ class Homeserver:
             "device_list_change", self.e2e_keys.notify_device_list_change(user_id, stream_id))
         # Clients learn of push rule changes through m.push_rules account data.
         self.push_rules.add_change_listener(self._push_rules_changed)
-        self.site = build_site(self.router, config, reactor)
+        from homeserver.gateway import ClientRoot, Gateway
+        self.gateway = Gateway(self)
+        self.site = build_site(ClientRoot(self.router, self.gateway), config, reactor)
         self.client_port = None
         self._federation_port = None
         self._federation_site = None
@@ -199,6 +201,7 @@ class Homeserver:
         await self.e2e_keys.load_stream_positions()
         # Clients retry a send for minutes at most; a day of transaction IDs covers that.
         await self.event_sender.load_recent_transactions(self.clock.time_ms() - 24 * 3600 * 1000)
+        await self.gateway.start()
         server = self.config.server
         try:
             self.client_port = self.reactor.listenTCP(server.port, self.site, interface=server.host)
@@ -244,6 +247,7 @@ class Homeserver:
         self._stopping = True
         try:
             await self._drain_requests()
+            await self.gateway.stop()
             if self.config.federation.enabled:
                 from federation import wiring as federation_wiring
                 await federation_wiring.stop(self)

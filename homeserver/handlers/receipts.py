@@ -65,7 +65,17 @@ class AccountDataHandler:
     def __init__(self, store, notifier):
         self._store = store
         self._notifier = notifier
+        self._listeners: list[Callable[[str, str, str, dict], None]] = []
+
+    def add_listener(self, listener: Callable[[str, str, str, dict], None]) -> None:
+        """Called with (user_id, room_id, type, content) for every stored change (the gateway)."""
+        self._listeners.append(listener)
 
     async def put(self, user_id: str, room_id: str, data_type: str, content: dict) -> None:
         stream_id = await self._store.put(user_id, room_id, data_type, content)
         self._notifier.on_user_stream("account_data", stream_id, user_id)
+        for listener in self._listeners:
+            try:
+                listener(user_id, room_id, data_type, content)
+            except Exception:
+                log.failure("account data listener failed")
