@@ -25,17 +25,6 @@ class ActivityTests(ApiHelpers):
     # Above the 1 MiB limit of JSON bodies, so that the attachment route is seen to use the media one.
     config_overrides = {"media": {"max_upload_bytes": 2 * 1024 * 1024}}
 
-    async def setup_server(self):
-        """alice owns a server with #general; bob is a member who joined it."""
-        alice, token = await self.user("alice")
-        bob, bob_token = await self.user("bob")
-        server = await self.ok("POST", f"{API}/servers", {"name": "Guild"}, token=token)
-        space, channel = server["id"], server["channels"][0]["id"]
-        await self.ok("POST", f"{V3}/rooms/{q(space)}/invite", {"user_id": bob}, token=token)
-        await self.ok("POST", f"{V3}/join/{q(space)}", {}, token=bob_token)
-        await self.ok("POST", f"{API}/channels/{q(channel)}/join", {}, token=bob_token)
-        return (alice, token), (bob, bob_token), space, channel
-
     def messages(self, channel):
         return f"{API}/channels/{q(channel)}/messages"
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from twisted.trial import unittest
-
 from tests.support.api import API, V3, ApiHelpers, q
-from tests.support.federation import start_peers
+from tests.support.federation import TwoServerTestCase
 from tests.support.server import HomeserverTestCase, inline
 
 
@@ -203,47 +201,36 @@ class DmPostgresTests(DmTests, HomeserverTestCase):
     engine = "postgres"
 
 
-class FederatedDmTests(unittest.TestCase):
+class FederatedDmTests(TwoServerTestCase):
     """A DM with a user of another instance: an is_direct invite they accept by opening the DM."""
-    engine = "sqlite"
-    timeout = 120
-
-    @inline
-    async def setUp(self):
-        self.a, self.b = await start_peers(self, 2, self.engine)
-        self.alice_token = await self.a.register("alice")
-        self.bob_token = await self.b.register("bob")
-        self.alice, self.bob = self.a.user_id("alice"), self.b.user_id("bob")
 
     async def call(self, peer, method, path, token, body=None):
-        status, answer = await peer.request(method, API + path, body, token=token)
-        self.assertEqual(status, 200, answer)
-        return answer
+        return await self.ok(peer, method, API + path, body, token)
 
     @inline
     async def test_remote_dm(self):
-        dm = await self.call(self.a, "POST", "/dms", self.alice_token, {"recipient_id": self.bob})
-        self.assertEqual([r["id"] for r in dm["recipients"]], [self.bob])
+        dm = await self.call(self.a, "POST", "/dms", self.alice, {"recipient_id": self.bob_id})
+        self.assertEqual([r["id"] for r in dm["recipients"]], [self.bob_id])
 
         async def invited():
-            status, body = await self.b.request("GET", f"{V3}/sync?timeout=0", token=self.bob_token)
+            status, body = await self.b.request("GET", f"{V3}/sync?timeout=0", token=self.bob)
             invite = body["rooms"]["invite"].get(dm["id"]) if status == 200 else None
             return invite
         invite = await self.b.wait_for(invited, what="the DM invite")
         member = [e for e in invite["invite_state"]["events"]
-                  if e["type"] == "m.room.member" and e["state_key"] == self.bob]
+                  if e["type"] == "m.room.member" and e["state_key"] == self.bob_id]
         self.assertTrue(member[0]["content"].get("is_direct"))
 
         # bob opens the DM with alice: that accepts the invite into the same room.
-        opened = await self.call(self.b, "POST", "/dms", self.bob_token, {"recipient_id": self.alice})
+        opened = await self.call(self.b, "POST", "/dms", self.bob, {"recipient_id": self.alice_id})
         self.assertEqual((opened["id"], opened["type"]), (dm["id"], "dm"))
-        listed = await self.call(self.b, "GET", "/dms", self.bob_token)
+        listed = await self.call(self.b, "GET", "/dms", self.bob)
         self.assertEqual([d["id"] for d in listed], [dm["id"]])
-        sent = await self.call(self.b, "POST", f"/channels/{q(dm['id'])}/messages", self.bob_token,
+        sent = await self.call(self.b, "POST", f"/channels/{q(dm['id'])}/messages", self.bob,
                                {"content": "hi alice"})
 
         async def arrived():
-            found = await self.call(self.a, "GET", f"/channels/{q(dm['id'])}/messages", self.alice_token)
+            found = await self.call(self.a, "GET", f"/channels/{q(dm['id'])}/messages", self.alice)
             return [m["id"] for m in found] == [sent["id"]]
         await self.a.wait_for(arrived, what="bob's message")
 

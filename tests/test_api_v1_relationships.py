@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from twisted.trial import unittest
-
 from tests.support.api import API, V3, ApiHelpers, q
-from tests.support.federation import start_peers
+from tests.support.federation import TwoServerTestCase
 from tests.support.server import HomeserverTestCase, inline
 
 
@@ -184,22 +182,11 @@ class RelationshipPostgresTests(RelationshipTests, HomeserverTestCase):
     engine = "postgres"
 
 
-class FederatedFriendTests(unittest.TestCase):
+class FederatedFriendTests(TwoServerTestCase):
     """Friend requests between two instances travel as the io.drocsid.friend_request EDU."""
-    engine = "sqlite"
-    timeout = 120
-
-    @inline
-    async def setUp(self):
-        self.a, self.b = await start_peers(self, 2, self.engine)
-        self.alice_token = await self.a.register("alice")
-        self.bob_token = await self.b.register("bob")
-        self.alice, self.bob = self.a.user_id("alice"), self.b.user_id("bob")
 
     async def call(self, peer, method, path, token, body=None):
-        status, answer = await peer.request(method, API + path, body, token=token)
-        self.assertEqual(status, 200, answer)
-        return answer
+        return await self.ok(peer, method, API + path, body, token)
 
     async def wait_relationships(self, peer, token, expected, what):
         async def probe():
@@ -209,29 +196,29 @@ class FederatedFriendTests(unittest.TestCase):
 
     @inline
     async def test_request_accept_remove_across_instances(self):
-        await self.call(self.a, "PUT", f"/relationships/{q(self.bob)}", self.alice_token, {})
-        await self.wait_relationships(self.b, self.bob_token, {self.alice: "pending_incoming"}, "the request")
-        await self.wait_relationships(self.a, self.alice_token, {self.bob: "pending_outgoing"}, "the request sent")
+        await self.call(self.a, "PUT", f"/relationships/{q(self.bob_id)}", self.alice, {})
+        await self.wait_relationships(self.b, self.bob, {self.alice_id: "pending_incoming"}, "the request")
+        await self.wait_relationships(self.a, self.alice, {self.bob_id: "pending_outgoing"}, "the request sent")
 
-        self.assertEqual(await self.call(self.b, "POST", f"/relationships/{q(self.alice)}/accept", self.bob_token,
+        self.assertEqual(await self.call(self.b, "POST", f"/relationships/{q(self.alice_id)}/accept", self.bob,
                                          {}), {"type": "friend"})
-        await self.wait_relationships(self.a, self.alice_token, {self.bob: "friend"}, "the acceptance")
+        await self.wait_relationships(self.a, self.alice, {self.bob_id: "friend"}, "the acceptance")
 
-        await self.call(self.a, "DELETE", f"/relationships/{q(self.bob)}", self.alice_token)
-        await self.wait_relationships(self.b, self.bob_token, {}, "the removal")
+        await self.call(self.a, "DELETE", f"/relationships/{q(self.bob_id)}", self.alice)
+        await self.wait_relationships(self.b, self.bob, {}, "the removal")
 
         # bob blocks alice: her next request is dropped on arrival.
-        await self.call(self.b, "PUT", f"/relationships/{q(self.alice)}/block", self.bob_token, {})
-        await self.call(self.a, "PUT", f"/relationships/{q(self.bob)}", self.alice_token, {})
+        await self.call(self.b, "PUT", f"/relationships/{q(self.alice_id)}/block", self.bob, {})
+        await self.call(self.a, "PUT", f"/relationships/{q(self.bob_id)}", self.alice, {})
         # A later EDU from the same origin arrives after it: its effect proves the first was handled.
         carol_token = await self.a.register("carol")
         carol = self.a.user_id("carol")
-        await self.call(self.a, "PUT", f"/relationships/{q(self.bob)}", carol_token, {})
-        await self.wait_relationships(self.b, self.bob_token, {self.alice: "blocked", carol: "pending_incoming"},
+        await self.call(self.a, "PUT", f"/relationships/{q(self.bob_id)}", carol_token, {})
+        await self.wait_relationships(self.b, self.bob, {self.alice_id: "blocked", carol: "pending_incoming"},
                                       "carol's request, after alice's")
-        status, stored = await self.b.request("GET", f"{V3}/user/{q(self.bob)}/account_data/io.drocsid.relationships",
-                                              token=self.bob_token)
-        self.assertEqual((status, stored), (200, {self.alice: "blocked", carol: "pending_incoming"}))
+        status, stored = await self.b.request("GET", f"{V3}/user/{q(self.bob_id)}/account_data/io.drocsid.relationships",
+                                              token=self.bob)
+        self.assertEqual((status, stored), (200, {self.alice_id: "blocked", carol: "pending_incoming"}))
 
 
 class FederatedFriendPostgresTests(FederatedFriendTests):

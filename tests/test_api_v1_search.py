@@ -12,15 +12,9 @@ from tests.support.server import HomeserverTestCase, inline
 
 
 class SearchTests(ApiHelpers):
-    async def setup_server(self):
+    async def setup_search_server(self):
         """alice owns a server with #general and a private #secret; bob is a plain member."""
-        alice, token = await self.user("alice")
-        bob, bob_token = await self.user("bob")
-        server = await self.ok("POST", f"{API}/servers", {"name": "Guild"}, token=token)
-        space, general = server["id"], server["channels"][0]["id"]
-        await self.ok("POST", f"{V3}/rooms/{q(space)}/invite", {"user_id": bob}, token=token)
-        await self.ok("POST", f"{V3}/join/{q(space)}", {}, token=bob_token)
-        await self.ok("POST", f"{API}/channels/{q(general)}/join", {}, token=bob_token)
+        (alice, token), (bob, bob_token), space, general = await self.setup_server()
         secret = await self.ok("POST", f"{API}/servers/{q(space)}/channels", {"name": "secret", "private": True},
                                token=token)
         return (alice, token), (bob, bob_token), space, general, secret["id"]
@@ -43,7 +37,7 @@ class SearchTests(ApiHelpers):
 
     @inline
     async def test_only_readable_channels_are_searched(self):
-        (alice, token), (bob, bob_token), space, general, secret = await self.setup_server()
+        (alice, token), (bob, bob_token), space, general, secret = await self.setup_search_server()
         pie = await self.send(general, "apple pie recipe", token)
         juice = await self.send(general, "apple juice at https://juice.example/now", bob_token)
         await self.send(secret, "apple secret plans", token)
@@ -92,7 +86,7 @@ class SearchTests(ApiHelpers):
 
     @inline
     async def test_filters(self):
-        (alice, token), (bob, bob_token), space, general, secret = await self.setup_server()
+        (alice, token), (bob, bob_token), space, general, secret = await self.setup_search_server()
         first = await self.send(general, "report one", token)
         second = await self.send(general, "report two https://docs.example/x", bob_token)
         third = await self.send(secret, "report three", token)
@@ -134,7 +128,7 @@ class SearchTests(ApiHelpers):
 
     @inline
     async def test_direct_messages_are_searched_by_their_members(self):
-        (alice, token), (bob, bob_token), space, general, secret = await self.setup_server()
+        (alice, token), (bob, bob_token), space, general, secret = await self.setup_search_server()
         carol, carol_token = await self.user("carol")
         room = await self.ok("POST", f"{V3}/createRoom", {"is_direct": True, "invite": [bob],
                                                            "preset": "trusted_private_chat"}, token=token)
@@ -162,7 +156,7 @@ class SearchTests(ApiHelpers):
 
     @inline
     async def test_bad_queries(self):
-        (alice, token), (bob, bob_token), space, general, secret = await self.setup_server()
+        (alice, token), (bob, bob_token), space, general, secret = await self.setup_search_server()
         await self.send(general, "anything", token)
         self.assertMatrixError(await self.request("GET", f"{API}/search", token=token), 400, "M_MISSING_PARAM")
         for query in ({"q": ""}, {"q": "  "}, {"q": "!!"}, {"q": "x", "has": "image"}, {"q": "x", "limit": 0},

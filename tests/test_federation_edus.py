@@ -12,7 +12,7 @@ from twisted.trial import unittest
 from homeserver.clock import Clock
 from homeserver.handlers.typing import REMOTE_TIMEOUT_MS, TypingHandler
 from homeserver.notifier import Notifier
-from tests.support.federation import path_id, start_peers
+from tests.support.federation import TwoServerTestCase, path_id
 from tests.support.server import inline
 
 
@@ -50,17 +50,10 @@ async def device_of(peer, token: str) -> str:
     return body["device_id"]
 
 
-class TwoServerEduTests(unittest.TestCase):
-    engine = "sqlite"
-    timeout = 120
-
+class TwoServerEduTests(TwoServerTestCase):
     @inline
     async def setUp(self):
-        self.a, self.b = await start_peers(self, 2, self.engine)
-        self.alice = await self.a.register("alice")
-        self.bob = await self.b.register("bob")
-        self.alice_id = self.a.user_id("alice")
-        self.bob_id = self.b.user_id("bob")
+        await super().setUp()
         self.room_id = await self.a.create_room(self.alice, preset="public_chat")
         status, body = await self.b.join(self.bob, self.room_id, via=[self.a.server_name])
         self.assertEqual(status, 200, body)

@@ -14,14 +14,13 @@ from signedjson.key import (decode_signing_key_base64, encode_signing_key_base64
                             generate_signing_key, get_verify_key)
 from signedjson.sign import sign_json
 from twisted.internet import reactor, ssl
-from twisted.trial import unittest
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
 from federation.client import FederationHttpError
 from homeserver.media import multipart
-from tests.support.federation import path_id, start_peers
+from tests.support.federation import TwoServerTestCase, path_id
 from tests.support.server import inline
 
 V3 = "/_matrix/client/v3"
@@ -48,23 +47,7 @@ class _TrustAnything:
         return ssl.CertificateOptions(verify=False)
 
 
-class FederationQueryTests(unittest.TestCase):
-    engine = "sqlite"
-    timeout = 120
-
-    @inline
-    async def setUp(self):
-        self.a, self.b = await start_peers(self, 2, self.engine)
-        self.alice = await self.a.register("alice")
-        self.bob = await self.b.register("bob")
-        self.alice_id = self.a.user_id("alice")
-        self.bob_id = self.b.user_id("bob")
-
-    async def ok(self, peer, method: str, path: str, body=None, *, token: str, **kwargs):
-        status, answer = await peer.request(method, path, body, token=token, **kwargs)
-        self.assertEqual(status, 200, answer)
-        return answer
-
+class FederationQueryTests(TwoServerTestCase):
     async def shared_room(self) -> str:
         """A public room on A that bob (of B) has joined, seen joined on A."""
         room_id = await self.a.create_room(self.alice, preset="public_chat")

@@ -5,22 +5,12 @@ from __future__ import annotations
 
 import json
 
-from twisted.trial import unittest
 
-from tests.support.federation import path_id, start_peers
+from tests.support.federation import TwoServerTestCase, path_id
 from tests.support.server import inline
 
 
-class TwoServerRoomTests(unittest.TestCase):
-    engine = "sqlite"
-    timeout = 120
-
-    @inline
-    async def setUp(self):
-        self.a, self.b = await start_peers(self, 2, self.engine)
-        self.alice = await self.a.register("alice")
-        self.bob = await self.b.register("bob")
-
+class TwoServerRoomTests(TwoServerTestCase):
     @inline
     async def test_join_and_talk_both_ways(self):
         room_id = await self.a.create_room(self.alice, preset="public_chat", name="Lobby")

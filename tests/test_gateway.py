@@ -122,17 +122,6 @@ class GatewayTests(ApiHelpers):
         client = await self.connect()
         return client, await client.identify(token)
 
-    async def setup_server(self):
-        """alice owns a server with #general; bob is a member who joined it."""
-        alice, token = await self.user("alice")
-        bob, bob_token = await self.user("bob")
-        server = await self.ok("POST", f"{API}/servers", {"name": "Guild"}, token=token)
-        space, channel = server["id"], server["channels"][0]["id"]
-        await self.ok("POST", f"{V3}/rooms/{q(space)}/invite", {"user_id": bob}, token=token)
-        await self.ok("POST", f"{V3}/join/{q(space)}", {}, token=bob_token)
-        await self.ok("POST", f"{API}/channels/{q(channel)}/join", {}, token=bob_token)
-        return (alice, token), (bob, bob_token), space, channel
-
     async def send(self, channel: str, token: str, content: str) -> dict:
         return await self.ok("POST", f"{API}/channels/{q(channel)}/messages", {"content": content}, token=token)
 

@@ -49,6 +49,7 @@ class Gateway:
         self._sweeper: task.LoopingCall | None = None
         self._tasks: set[defer.Deferred] = set()
         self.stopping = False
+        self.started = False
         hs.notifier.add_event_listener(self.dispatcher.on_event)
         hs.typing.add_listener(self.dispatcher.on_typing)
         hs.presence.add_listener(self.dispatcher.on_presence)
@@ -60,6 +61,7 @@ class Gateway:
 
     async def start(self) -> None:
         await self.dispatcher.start()
+        self.started = True
         now = self.clock.time_ms()
         stored_sessions, payloads = await self.store.load_live(now - self.resume_window_ms)
         for stored in stored_sessions:
@@ -77,8 +79,11 @@ class Gateway:
 
     async def stop(self) -> None:
         """Before the database closes: everything numbered is stored, every socket is told
-        to reconnect (and resume, after the restart)."""
+        to reconnect (and resume, after the restart). A gateway that never started (the
+        database was out of reach) has nothing to save."""
         self.stopping = True
+        if not self.started:
+            return
         if self._sweeper is not None and self._sweeper.running:
             self._sweeper.stop()
         await self.dispatcher.flushed()

@@ -23,3 +23,15 @@ class ApiHelpers:
         status, answer = await self.request(method, path, body, token=token)
         self.assertEqual(status, 200, answer)
         return answer
+
+    async def setup_server(self):
+        """alice owns a server with #general; bob is a member who joined it.
+        Returns ((alice, token), (bob, bob_token), space, channel)."""
+        alice, token = await self.user("alice")
+        bob, bob_token = await self.user("bob")
+        server = await self.ok("POST", f"{API}/servers", {"name": "Guild"}, token=token)
+        space, channel = server["id"], server["channels"][0]["id"]
+        await self.ok("POST", f"{V3}/rooms/{q(space)}/invite", {"user_id": bob}, token=token)
+        await self.ok("POST", f"{V3}/join/{q(space)}", {}, token=bob_token)
+        await self.ok("POST", f"{API}/channels/{q(channel)}/join", {}, token=bob_token)
+        return (alice, token), (bob, bob_token), space, channel

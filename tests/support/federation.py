@@ -14,12 +14,13 @@ from urllib.parse import quote
 
 from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
+from twisted.trial import unittest
 
 from homeserver.app import Homeserver, StartupError
 from homeserver.config import load_config
 from tests.support.databases import TestDatabase
 from tests.support.process import HomeserverProcess
-from tests.support.server import HttpClient, write_config
+from tests.support.server import HttpClient, inline, write_config
 from tests.support.synapse import free_ports
 
 PASSWORD = "correct horse battery"
@@ -224,3 +225,22 @@ async def start_peers(testcase, count: int, engine: str = "sqlite", hosts: list[
     for peer in peers:
         await peer.start()
     return peers
+
+
+class TwoServerTestCase(unittest.TestCase):
+    """Two federating homeservers: ``a`` with alice, ``b`` with bob (access tokens
+    ``self.alice``, ``self.bob``; user IDs ``self.alice_id``, ``self.bob_id``)."""
+    engine = "sqlite"
+    timeout = 120
+
+    @inline
+    async def setUp(self):
+        self.a, self.b = await start_peers(self, 2, self.engine)
+        self.alice = await self.a.register("alice")
+        self.bob = await self.b.register("bob")
+        self.alice_id, self.bob_id = self.a.user_id("alice"), self.b.user_id("bob")
+
+    async def ok(self, peer, method: str, path: str, body=None, token: str | None = None, **kwargs):
+        status, answer = await peer.request(method, path, body, token=token, **kwargs)
+        self.assertEqual(status, 200, answer)
+        return answer
