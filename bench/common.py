@@ -533,6 +533,43 @@ def toml_string(value: str) -> str:
     return json.dumps(value)
 
 
+def write_drocsid_config(work: Path, port: int, *, database_url: str = "", domain: str = SERVER_NAME,
+                         federation: str | None = None, cheap_hashing: bool = False) -> list[str]:
+    """Write a benchmark Drocsid's configuration into ``work``; the command that runs it.
+
+    Rate limits are raised out of the way (the benches measure the pipeline, not the
+    limiter). ``federation`` is the body of a ``[federation]`` section (off without it);
+    ``cheap_hashing`` makes registering many users cheap where that is not what is measured.
+    """
+    database = f"[database]\nurl = {toml_string(database_url)}\n" if database_url else ""
+    auth = ("[auth]\npassword_hash_time_cost = 1\npassword_hash_memory_kib = 1024\n"
+            "password_hash_parallelism = 1\n") if cheap_hashing else ""
+    config = work / "drocsid.toml"
+    config.write_text(f"""\
+data_dir = {toml_string(str(work / 'data'))}
+[instance]
+domain = "{domain}"
+[server]
+host = "{HOST}"
+port = {port}
+public_baseurl = "http://{HOST}:{port}"
+{database}[federation]
+{federation if federation is not None else "enabled = false"}
+{auth}[limits]
+login_per_second = 100000.0
+login_burst = 100000
+login_failures_per_second = 100000.0
+login_failures_burst = 100000
+register_per_second = 100000.0
+register_burst = 100000
+message_send_per_second = 100000.0
+message_send_burst = 100000
+[logging]
+level = "warn"
+""")
+    return [str(DROCSID_BIN), "run", "--config", str(config)]
+
+
 class Drocsid:
     """Drocsid from the repository's .venv, on SQLite in its data directory by default."""
 
@@ -554,30 +591,7 @@ class Drocsid:
 
     def prepare(self, work: Path, port: int) -> list[str]:
         # Default [auth] password hashing on purpose: production cost, not a cheap test setting.
-        database = f"[database]\nurl = {toml_string(self.database_url)}\n" if self.database_url else ""
-        config = work / "drocsid.toml"
-        config.write_text(f"""\
-data_dir = {toml_string(str(work / 'data'))}
-[instance]
-domain = "{SERVER_NAME}"
-[server]
-host = "{HOST}"
-port = {port}
-{database}[federation]
-enabled = false
-[limits]
-login_per_second = 100000.0
-login_burst = 100000
-login_failures_per_second = 100000.0
-login_failures_burst = 100000
-register_per_second = 100000.0
-register_burst = 100000
-message_send_per_second = 100000.0
-message_send_burst = 100000
-[logging]
-level = "warn"
-""")
-        return [str(DROCSID_BIN), "run", "--config", str(config)]
+        return write_drocsid_config(work, port, database_url=self.database_url)
 
 
 class Synapse:

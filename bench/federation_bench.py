@@ -63,11 +63,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import (  # noqa: E402
     SYNC_PATH, LongPoller,
-    DROCSID_BIN, DROCSID_PYTHON, HOST, PG_HOST, PG_PORT, PG_USER, REGISTER_PATH, REPO_DIR,
+    DROCSID_PYTHON, HOST, PG_HOST, PG_PORT, PG_USER, REGISTER_PATH, REPO_DIR,
     BenchError, Drocsid, JsonClient, Synapse, cpu_snapshot, create_database, descendants, dig,
     drop_database, expect_json, install_sigterm_handler, keep_logs, machine_meta, memory_mib,
     noise_lines, other_cpu_cores, percentile, pg_backend_pids, render_rows, stop, stop_all, timed_start,
-    toml_string, wait_idle,
+    wait_idle, write_drocsid_config,
 )
 
 CREATE_ROOM_PATH = "/_matrix/client/v3/createRoom"
@@ -150,45 +150,17 @@ class FederatingDrocsid:
         return f"drocsid_fed_{os.getpid()}_{role}" if self.postgres else None
 
     def prepare(self, work: Path, client_port: int, federation_port: int, role: str) -> list[str]:
-        database = ""
+        url = ""
         if self.postgres:
             name = self.database_name(role)
             create_database(name)
             self.databases.append(name)
             url = f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-            database = f"[database]\nurl = {toml_string(url)}\n"
-        config = work / "drocsid.toml"
-        config.write_text(f"""\
-data_dir = {toml_string(str(work / 'data'))}
-[instance]
-domain = "{HOST}:{federation_port}"
-[server]
-host = "{HOST}"
-port = {client_port}
-public_baseurl = "http://{HOST}:{client_port}"
-{database}[federation]
-enabled = true
-host = "{HOST}"
-port = {federation_port}
-insecure_destinations = ["*"]
-ip_range_allowlist = ["127.0.0.1/32"]
-retry_min_secs = 0.2
-retry_max_secs = 2.0
-[auth]
-password_hash_time_cost = 1
-password_hash_memory_kib = 1024
-password_hash_parallelism = 1
-[limits]
-login_per_second = 100000.0
-login_burst = 100000
-login_failures_per_second = 100000.0
-login_failures_burst = 100000
-register_per_second = 100000.0
-register_burst = 100000
-[logging]
-level = "warn"
-""")
-        return [str(DROCSID_BIN), "run", "--config", str(config)]
+        federation = "\n".join([
+            "enabled = true", f'host = "{HOST}"', f"port = {federation_port}", 'insecure_destinations = ["*"]',
+            'ip_range_allowlist = ["127.0.0.1/32"]', "retry_min_secs = 0.2", "retry_max_secs = 2.0"])
+        return write_drocsid_config(work, client_port, database_url=url, domain=f"{HOST}:{federation_port}",
+                                    federation=federation, cheap_hashing=True)
 
     def cleanup(self) -> None:
         for name in self.databases:

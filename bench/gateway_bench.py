@@ -50,9 +50,8 @@ from twisted.web.client import HTTPConnectionPool
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
-    DROCSID_BIN, HOST, SERVER_NAME, BenchError, create_database, drop_database, free_port,
-    install_sigterm_handler, keep_logs, machine_meta, percentile, render_rows, stop, stop_all, timed_start,
-    toml_string, wait_idle,
+    HOST, BenchError, create_database, drop_database, free_port, install_sigterm_handler, keep_logs,
+    machine_meta, percentile, render_rows, stop, stop_all, timed_start, wait_idle, write_drocsid_config,
 )
 
 API = "/api/v1"
@@ -64,34 +63,7 @@ DELIVERY_LIMIT = 60.0
 
 
 def write_config(work: Path, port: int, database_url: str) -> list[str]:
-    database = f"[database]\nurl = {toml_string(database_url)}\n" if database_url else ""
-    config = work / "drocsid.toml"
-    config.write_text(f"""\
-data_dir = {toml_string(str(work / 'data'))}
-[instance]
-domain = "{SERVER_NAME}"
-[server]
-host = "{HOST}"
-port = {port}
-{database}[federation]
-enabled = false
-[auth]
-password_hash_time_cost = 1
-password_hash_memory_kib = 1024
-password_hash_parallelism = 1
-[limits]
-login_per_second = 100000.0
-login_burst = 100000
-login_failures_per_second = 100000.0
-login_failures_burst = 100000
-register_per_second = 100000.0
-register_burst = 100000
-message_send_per_second = 100000.0
-message_send_burst = 100000
-[logging]
-level = "warn"
-""")
-    return [str(DROCSID_BIN), "run", "--config", str(config)]
+    return write_drocsid_config(work, port, database_url=database_url, cheap_hashing=True)
 
 
 def main() -> int:
