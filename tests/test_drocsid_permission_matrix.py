@@ -1,6 +1,7 @@
 """The permission matrix: for every permission bit, a member with and without it — through
 a role, a role overwrite allowing or denying, a member overwrite — gets success or 403 on
-the /api/v1 endpoints that check it.
+the /api/v1 endpoints that check it, and sees or does not see the matching gateway events
+(a channel's messages reach the member's socket exactly when they hold VIEW_CHANNEL).
 
 Each bit has a probe (one request made as the member, answering allowed or refused) and
 is tried in every way of holding or lacking it. Role and overwrite state is written the
@@ -19,6 +20,7 @@ from twisted.trial import unittest
 from homeserver.drocsid import permissions as perms
 from homeserver.drocsid.permissions import P
 from tests.support.api import API, V3, ApiHelpers, q
+from tests.support.gateway import GatewayClient
 from tests.support.server import HomeserverTestCase, inline
 
 ROLE = "probe-role"
@@ -38,6 +40,7 @@ class World:
     space: str
     channel: str
     message_id: str
+    fence: str        # a channel the member always sees: its messages order the gateway checks
 
     async def as_member(self, method, path, body=None):
         return await self.test.request(method, path, body, token=self.token)
@@ -55,6 +58,8 @@ class Probe:
     channel_scoped: bool = True  # also held or lost through channel overwrites
     # The bit does not refuse: it changes the answer (allowed() reads the body instead).
     allowed: Callable[[int, dict], bool] | None = None
+    # The bit also decides whether the channel's messages reach the member's gateway socket.
+    gateway: bool = False
 
 
 def _n() -> int:
@@ -148,7 +153,7 @@ async def _others_nickname(w: World):
 
 
 PROBES = [
-    Probe(P.VIEW_CHANNEL, "GET /channels/{id}", _view),
+    Probe(P.VIEW_CHANNEL, "GET /channels/{id}", _view, gateway=True),
     Probe(P.SEND_MESSAGES, "POST /channels/{id}/messages", _send),
     Probe(P.READ_MESSAGE_HISTORY, "GET /channels/{id}/messages", _read),
     Probe(P.ADD_REACTIONS, "PUT /channels/{id}/messages/{mid}/reactions/{emoji}", _react),
@@ -213,7 +218,30 @@ class MatrixTests(ApiHelpers):
             await self.ok("POST", f"{API}/channels/{q(channel)}/join", {}, token=user_token)
         first = await self.ok("POST", f"{API}/channels/{q(channel)}/messages", {"content": "first"},
                               token=owner_token)
-        return World(self, owner, owner_token, member, token, victim, victim_token, space, channel, first["id"])
+        fence = await self.ok("POST", f"{API}/servers/{q(space)}/channels", {"name": "fence"}, token=owner_token)
+        await self.ok("POST", f"{API}/channels/{q(fence['id'])}/join", {}, token=token)
+        # The member sees the fence whatever @everyone may do.
+        allow_view = {"type": "member", "allow": str(int(P.VIEW_CHANNEL)), "deny": "0"}
+        await self.ok("PUT", f"{V3}/rooms/{q(fence['id'])}/state/{perms.OVERWRITE_EVENT}/"
+                      f"{q(perms.member_state_key(member))}", allow_view, token=owner_token)
+        return World(self, owner, owner_token, member, token, victim, victim_token, space, channel, first["id"],
+                     fence["id"])
+
+    async def socket(self, w: World) -> GatewayClient:
+        client = await GatewayClient(self.hs.listening_port).opened()
+        self.addCleanup(lambda: client.connector.disconnect())
+        await client.identify(w.token)
+        return client
+
+    async def delivered(self, w: World, client: GatewayClient) -> bool:
+        """Whether an owner's message in the channel reaches the member's socket: the
+        fence's message, sent after it and always visible, marks where it would be."""
+        sent = await self.ok("POST", f"{API}/channels/{q(w.channel)}/messages", {"content": f"m{_n()}"},
+                             token=w.owner_token)
+        marker = await self.ok("POST", f"{API}/channels/{q(w.fence)}/messages", {"content": f"f{_n()}"},
+                               token=w.owner_token)
+        await client.dispatch("MESSAGE_CREATE", lambda d: d.get("id") == marker["id"])
+        return any(f["d"].get("id") == sent["id"] for f in client.dispatches("MESSAGE_CREATE"))
 
     async def put_state(self, w: World, room: str, event_type: str, state_key: str, content: dict):
         path = f"{V3}/rooms/{q(room)}/state/{event_type}/{q(state_key)}"
@@ -243,10 +271,14 @@ class MatrixTests(ApiHelpers):
 
     async def check_probe(self, probe: Probe) -> None:
         w = await self.world()
+        client = await self.socket(w) if probe.gateway else None
         for mode, needs_channel, holds in MODES:
             if needs_channel and not probe.channel_scoped:
                 continue
             await self.apply_mode(w, int(probe.bit), mode)
+            if client is not None:
+                self.assertEqual(await self.delivered(w, client), holds,
+                                 f"{probe.bit.name}: gateway delivery when {mode}")
             status, body = await probe.run(w)
             if probe.allowed is not None:
                 allowed = probe.allowed(status, body)
