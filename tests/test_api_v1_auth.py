@@ -44,7 +44,49 @@ class ApiAuthTests:
             self.assertNotEqual(login["access_token"], body["access_token"])
             self.assertTrue(login["refresh_token"])
             status, me = await self.request("GET", f"{API}/users/@me", token=login["access_token"])
-            self.assertEqual((status, me), (200, user))
+            self.assertEqual((status, {k: v for k, v in me.items() if k in user}), (200, user))
+            self.assertEqual((me["status"], me["custom_status"]), ("offline", None))
+
+    @inline
+    async def test_profile_and_status(self):
+        import io
+        from PIL import Image
+
+        token = (await self.api_register("pat"))["access_token"]
+        me = f"{API}/users/@me"
+        for bad in ({"display_name": ""}, {"display_name": "x" * 33}, {"avatar_url": "https://x/y.png"},
+                    {"status": "busy"}, {"custom_status": "x" * 129}):
+            status, body = await self.request("PATCH", me, bad, token=token)
+            self.assertEqual(status, 400, (bad, body))
+        changed = await self.request("PATCH", me, {"display_name": "Pat", "status": "dnd", "custom_status": "focus"},
+                                     token=token)
+        self.assertEqual(changed[0], 200, changed)
+        self.assertEqual((changed[1]["display_name"], changed[1]["status"], changed[1]["custom_status"]),
+                         ("Pat", "dnd", "focus"))
+        # The Matrix face sees the same profile and a plain presence.
+        status, profile = await self.request("GET", f"{V3}/profile/@pat:test.local", token=token)
+        self.assertEqual(profile["displayname"], "Pat")
+        status, presence = await self.request("GET", f"{V3}/presence/@pat:test.local/status", token=token)
+        self.assertEqual((presence["presence"], presence.get("status_msg")), ("unavailable", "dnd:focus"))
+        # Only the custom status changes; then invisible, which is offline to everyone.
+        status, body = await self.request("PATCH", me, {"custom_status": ""}, token=token)
+        self.assertEqual((body["status"], body["custom_status"]), ("dnd", None))
+        status, body = await self.request("PATCH", me, {"status": "invisible"}, token=token)
+        self.assertEqual(body["status"], "offline")
+        status, presence = await self.request("GET", f"{V3}/presence/@pat:test.local/status", token=token)
+        self.assertEqual(presence["presence"], "offline")
+
+        png = io.BytesIO()
+        Image.new("RGB", (4, 4), (0, 0, 255)).save(png, "PNG")
+        status, body = await self.client.request("POST", f"{me}/avatar", token=token, raw=b"GIF89a-not-really",
+                                                 headers={"Content-Type": "image/gif"})
+        self.assertMatrixError((status, body), 400, "M_INVALID_PARAM")
+        status, body = await self.client.request("POST", f"{me}/avatar", token=token, raw=png.getvalue(),
+                                                 headers={"Content-Type": "image/png"})
+        self.assertEqual(status, 200, body)
+        self.assertTrue(body["avatar_url"].startswith("mxc://test.local/"))
+        status, profile = await self.request("GET", f"{V3}/profile/@pat:test.local", token=token)
+        self.assertEqual(profile["avatar_url"], body["avatar_url"])
 
     @inline
     async def test_tokens_shared_with_matrix_face(self):

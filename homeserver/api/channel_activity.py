@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from homeserver.api.channels import channel_for
 from homeserver.api.routes import ApiCall, ApiRoutes
+from homeserver.api.uploads import request_bytes
 from homeserver.drocsid import permissions as perms
 from homeserver.drocsid import read_states
 from homeserver.drocsid.messages import DEFAULT_LIMIT, MAX_LIMIT, Messages, download_url, require
@@ -121,8 +122,7 @@ def register(api: ApiRoutes, hs) -> None:
             raise missing_param("filename")
         if not filename.strip() or len(filename) > 255:
             raise invalid_param("'filename' must be between 1 and 255 characters")
-        call.request.content.seek(0)
-        data = call.request.content.read()
+        data = request_bytes(call)
         if not data:
             raise invalid_param("The file is empty")
         raw_type = call.request.getHeader(b"Content-Type")

@@ -9,15 +9,12 @@ channels, and it is gone from every list and lookup (404).
 
 from __future__ import annotations
 
-import io
-
-from PIL import Image
-
 from homeserver.api.routes import ApiCall, ApiRoutes
+from homeserver.api.uploads import MAX_IMAGE_BYTES, image_type, request_bytes
 from homeserver.drocsid import permissions as perms
 from homeserver.drocsid import servers as writer
 from homeserver.drocsid.server_state import Server, load_server, user_servers
-from homeserver.http.errors import MatrixError, forbidden, invalid_param, not_found
+from homeserver.http.errors import forbidden, invalid_param, not_found
 
 CHANNEL_SCHEMA = {
     "type": "object",
@@ -87,27 +84,6 @@ async def member_server(hs, server_id: str, user_id: str) -> Server:
     return server
 
 
-MAX_ICON_BYTES = 5 * 1024 * 1024  # as the original's avatars and icons
-_IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
-
-
-def image_type(data: bytes, limit: int) -> str:
-    """The content type of an uploaded image, judged from its bytes (never the header)."""
-    if not data:
-        raise invalid_param("The image is empty")
-    if len(data) > limit:
-        raise MatrixError(413, "M_TOO_LARGE", f"An image may be at most {limit} bytes")
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            kind = image.format
-            image.verify()
-    except Exception:  # Pillow raises many types for bad input
-        raise invalid_param("The body is not a readable image") from None
-    if kind not in _IMAGE_TYPES:
-        raise invalid_param("The image must be PNG, JPEG, GIF or WebP")
-    return _IMAGE_TYPES[kind]
-
-
 def require(bits: int, permission: int, name: str) -> None:
     if not perms.has_permissions(bits, permission):
         raise forbidden(f"Missing permission {name}")
@@ -152,9 +128,8 @@ def register(api: ApiRoutes, hs) -> None:
         user_id = call.requester.user_id
         server = await member_server(hs, call.params["server_id"], user_id)
         require(server.permissions(user_id), perms.P.MANAGE_SERVER, "MANAGE_SERVER")
-        call.request.content.seek(0)
-        data = call.request.content.read()
-        content_type = image_type(data, MAX_ICON_BYTES)
+        data = request_bytes(call)
+        content_type = image_type(data, MAX_IMAGE_BYTES)
         uri = await hs.media_repository.upload(user_id, data, content_type, "icon")
         await writer.update_server(hs, user_id, server, icon_url=uri, fields=["icon_url"])
         server = await load_server(hs, server.room_id)

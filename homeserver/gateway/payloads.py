@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from homeserver.api.users import iso_timestamp
 from homeserver.drocsid import permissions as perms
+from homeserver.drocsid.presence import from_matrix_presence
 from homeserver.drocsid.messages import Messages
 from homeserver.drocsid.server_state import Server
 from homeserver.gateway.contexts import RoomContext, RoomContexts
@@ -28,35 +29,6 @@ class Dispatch:
     payload: dict
     users: frozenset[str]
     durable: bool = True  # stored and replayed on RESUME (typing is not)
-
-
-# -- presence ----------------------------------------------------------------------
-# Drocsid statuses on Matrix presence: idle is "unavailable"; do-not-disturb is
-# "unavailable" with a status_msg of "dnd" (or "dnd:" + the custom status); invisible
-# is "offline", which is what everyone else sees.
-
-STATUSES = ("online", "idle", "dnd", "invisible")
-DND_MARK = "dnd"
-
-
-def to_matrix_presence(status: str, custom_status: str | None) -> tuple[str, str | None]:
-    if status == "online":
-        return "online", custom_status
-    if status == "idle":
-        return "unavailable", custom_status
-    if status == "dnd":
-        return "unavailable", DND_MARK + (":" + custom_status if custom_status else "")
-    return "offline", None
-
-
-def from_matrix_presence(state: str, status_msg: str | None) -> tuple[str, str | None]:
-    if state == "online":
-        return "online", status_msg
-    if state == "unavailable":
-        if status_msg == DND_MARK or (status_msg or "").startswith(DND_MARK + ":"):
-            return "dnd", status_msg[len(DND_MARK) + 1:] or None
-        return "idle", status_msg
-    return "offline", None
 
 
 # -- shapes ------------------------------------------------------------------------

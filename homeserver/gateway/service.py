@@ -16,7 +16,8 @@ from twisted.logger import Logger
 from homeserver.drocsid import permissions as perms
 from homeserver.gateway.contexts import RoomContexts
 from homeserver.gateway.dispatch import Dispatcher
-from homeserver.gateway.payloads import STATUSES, Translator, optional_module, server_json, to_matrix_presence
+from homeserver.drocsid.presence import STATUSES, to_matrix_presence
+from homeserver.gateway.payloads import Translator, optional_module, server_json
 from homeserver.gateway.protocol import (CLOSE_AUTHENTICATION_FAILED, CLOSE_INVALID_PAYLOAD,
                                          CLOSE_TOO_MANY_SESSIONS, CLOSE_UNKNOWN_ERROR, INVALID_SESSION, RECONNECT,
                                          FrameError, build_factory, dispatch_text, encode)
@@ -93,6 +94,8 @@ class Gateway:
             connection.close(CLOSE_UNKNOWN_ERROR, "server restarting; resume")
         if self._tasks:
             await defer.DeferredList(list(self._tasks))
+        # What was queued while the first flush was waited for: nothing more can come now.
+        await self.dispatcher.flushed()
         # The resume window counts from now: the sessions were attached until the stop.
         await self._save(list(self.registry.sessions.values()), self.clock.time_ms())
 

@@ -191,10 +191,11 @@ class HttpSite(server.Site):
         # Uploads may be as large as media allows; everything else is JSON.
         if b"/_matrix/media/" in path and b"/upload" in path:
             return self.media_upload_bytes
-        # /api/v1 uploads (attachments, server icons) go to the same media repository.
+        # /api/v1 uploads (attachments, server icons, avatars) go to the same media repository.
         bare = path.split(b"?", 1)[0]
         if (bare.startswith(b"/api/v1/channels/") and bare.endswith(b"/attachments")) \
-                or (bare.startswith(b"/api/v1/servers/") and bare.endswith(b"/icon")):
+                or (bare.startswith(b"/api/v1/servers/") and bare.endswith(b"/icon")) \
+                or bare == b"/api/v1/users/@me/avatar":
             return self.media_upload_bytes
         return self.max_body_bytes
 
