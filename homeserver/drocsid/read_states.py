@@ -66,8 +66,12 @@ async def channel_rooms(hs, user_id: str) -> list[str]:
 
 async def read_states(hs, user_id: str) -> list[dict]:
     """``[{channel_id, last_read_message_id, unread_count, mention_count}]`` for every
-    channel and DM the user is in (the gateway's READY carries it)."""
-    rooms = await channel_rooms(hs, user_id)
+    channel and DM the user is in."""
+    return await read_states_of(hs, user_id, await channel_rooms(hs, user_id))
+
+
+async def read_states_of(hs, user_id: str, rooms: list[str]) -> list[dict]:
+    """The read states of the given rooms (the gateway's READY names them itself)."""
     counts = await hs.unread.counts(user_id, rooms)
     markers = await _marker_positions(hs, user_id, rooms)
     return [{"channel_id": room_id,

@@ -8,13 +8,14 @@ to the server's members, other rooms' (DMs') events to their joined members.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 from homeserver.api.users import iso_timestamp
 from homeserver.drocsid import permissions as perms
-from homeserver.drocsid.presence import from_matrix_presence
+from homeserver.drocsid.dms import get_dm
 from homeserver.drocsid.messages import Messages
+from homeserver.drocsid.presence import from_matrix_presence
+from homeserver.drocsid.relationships import list_relationships
 from homeserver.drocsid.server_state import Server
 from homeserver.gateway.contexts import RoomContext, RoomContexts
 from homeserver.http.errors import MatrixError
@@ -65,14 +66,6 @@ class _MessageObjects(Messages):
 def _relation(event) -> dict:
     relates = event.content.get("m.relates_to")
     return relates if isinstance(relates, dict) else {}
-
-
-def optional_module(name: str):
-    """A Drocsid module other work may not have written yet."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
 
 
 class Translator:
@@ -223,13 +216,11 @@ class Translator:
 
     async def _dm_membership(self, event, context: RoomContext, wanted) -> list[Dispatch]:
         """A user joining a DM (as the DM module sees it) learns of it."""
-        dms = optional_module("homeserver.drocsid.dms")
-        describe = getattr(dms, "get_dm", None) if dms is not None else None
         user_id = event.state_key or ""
-        if describe is None or event.membership != "join" or not wanted({user_id}):
+        if event.membership != "join" or not wanted({user_id}):
             return []
         try:
-            channel = await describe(self._hs, event.room_id, user_id)
+            channel = await get_dm(self._hs, event.room_id, user_id)
         except MatrixError:
             return []  # not a DM
         return [Dispatch("DM_CHANNEL_CREATE", channel, frozenset({user_id}))] if isinstance(channel, dict) else []
@@ -300,11 +291,7 @@ class Translator:
     async def relationships(self, user_id: str, wanted) -> list[Dispatch]:
         if not wanted({user_id}):
             return []
-        module = optional_module("homeserver.drocsid.relationships")
-        lister = getattr(module, "list_relationships", None) if module is not None else None
-        if lister is None:
-            return []
-        now = _relationship_types(await lister(self._hs, user_id))
+        now = _relationship_types(await list_relationships(self._hs, user_id))
         before = self._relationships.get(user_id, {})
         self._relationships[user_id] = now
         return [Dispatch("RELATIONSHIP_UPDATE", {"user_id": user_id, "target_id": target, "rel_type": now.get(target)},

@@ -16,8 +16,11 @@ from twisted.logger import Logger
 from homeserver.drocsid import permissions as perms
 from homeserver.gateway.contexts import RoomContexts
 from homeserver.gateway.dispatch import Dispatcher
+from homeserver.drocsid.dms import list_dms
 from homeserver.drocsid.presence import STATUSES, to_matrix_presence
-from homeserver.gateway.payloads import Translator, optional_module, server_json
+from homeserver.drocsid.read_states import read_states_of
+from homeserver.drocsid.relationships import list_relationships
+from homeserver.gateway.payloads import Translator, server_json
 from homeserver.gateway.protocol import (CLOSE_AUTHENTICATION_FAILED, CLOSE_INVALID_PAYLOAD,
                                          CLOSE_TOO_MANY_SESSIONS, CLOSE_UNKNOWN_ERROR, INVALID_SESSION, RECONNECT,
                                          FrameError, build_factory, dispatch_text, encode)
@@ -296,8 +299,8 @@ class Gateway:
         for server in await self._servers_of(user_id):
             servers.append(server_json(server, user_id))
             channel_ids += [c.room_id for c in server.visible_channels(user_id) if c.kind != "category"]
-        dms = await _optional_list("homeserver.drocsid.dms", "list_dms", hs, user_id)
-        relationships = await _optional_list("homeserver.drocsid.relationships", "list_relationships", hs, user_id)
+        dms = await list_dms(hs, user_id)
+        relationships = await list_relationships(hs, user_id)
         self.translator.remember_relationships(user_id, relationships)
         dm_ids = [dm["id"] for dm in dms if isinstance(dm, dict) and isinstance(dm.get("id"), str)]
         return {"session_id": session.session_id,
@@ -320,26 +323,6 @@ class Gateway:
         return servers
 
     async def _read_states(self, user_id: str, room_ids: list[str]) -> list[dict]:
-        """Read states of the joined channels and DMs: the read receipt, and the unread
-        counter's notification (unread) and highlight (mention) counts, as /sync has them."""
+        """Read states of the joined channels and DMs, as /users/@me/read-states has them."""
         joined = set(await self.hs.rooms.get_rooms_for_user(user_id))
-        room_ids = [r for r in dict.fromkeys(room_ids) if r in joined]
-        last_read = await self.store.last_read(user_id, room_ids)
-        counts = await self.hs.unread.counts(user_id, room_ids)
-        return [{"channel_id": room_id, "last_read_message_id": last_read.get(room_id),
-                 "unread_count": counts.get(room_id, (0, 0))[0], "mention_count": counts.get(room_id, (0, 0))[1]}
-                for room_id in room_ids]
-
-
-async def _optional_list(module_name: str, function: str, hs, user_id: str) -> list:
-    """What another Drocsid module lists for READY; [] while it does not exist."""
-    module = optional_module(module_name)
-    lister = getattr(module, function, None) if module is not None else None
-    if lister is None:
-        return []
-    try:
-        found = await lister(hs, user_id)
-    except Exception:
-        log.failure("READY: {module}.{function} failed", module=module_name, function=function)
-        return []
-    return list(found) if isinstance(found, (list, tuple)) else []
+        return await read_states_of(self.hs, user_id, [r for r in dict.fromkeys(room_ids) if r in joined])

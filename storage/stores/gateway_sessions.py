@@ -106,25 +106,6 @@ class GatewaySessionStore:
         checkpoint in memory, which may not be stored yet)."""
         await self.db.run_interaction("gateway_prune_payloads", _prune_payloads_txn, upto)
 
-    async def last_read(self, user_id: str, room_ids: list[str]) -> dict[str, str]:
-        """room -> the event the user's newest read receipt (main timeline) points at."""
-        if not room_ids:
-            return {}
-
-        def txn_func(txn: Transaction) -> dict[str, str]:
-            found: dict[str, tuple[int, str]] = {}
-            for offset in range(0, len(room_ids), 500):
-                chunk = room_ids[offset:offset + 500]
-                placeholders = ",".join("?" * len(chunk))
-                for room_id, event_id, ts in txn.select_all(
-                        "SELECT room_id, event_id, ts FROM receipts WHERE user_id = ?"
-                        " AND receipt_type IN ('m.read', 'm.read.private') AND thread_id IN ('', 'main')"
-                        f" AND room_id IN ({placeholders})", [user_id, *chunk]):
-                    if room_id not in found or found[room_id][0] < ts:
-                        found[room_id] = (ts, event_id)
-            return {room_id: event_id for room_id, (_, event_id) in found.items()}
-        return await self.db.run_interaction("gateway_last_read", txn_func)
-
 
 def _payloads_txn(txn: Transaction, after: int) -> list[StoredPayload]:
     audiences: dict[int, frozenset[str]] = {}
