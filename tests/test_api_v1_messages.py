@@ -206,6 +206,34 @@ class MessageTests(ApiHelpers):
         self.assertTrue(owner["mention_everyone"])
 
     @inline
+    async def test_role_mentions(self):
+        (alice, token), (bob, bob_token), space, channel = await self.setup_server()
+        carol, carol_token = await self.user("carol")
+        invite = await self.ok("POST", f"{API}/servers/{q(space)}/invites", {}, token=token)
+        await self.ok("POST", f"{API}/invites/{invite['code']}", token=carol_token)
+        roles = f"{API}/servers/{q(space)}/roles"
+        ops = await self.ok("POST", roles, {"name": "ops", "mentionable": False}, token=token)
+        crew = await self.ok("POST", roles, {"name": "crew", "mentionable": True}, token=token)
+        for role in (ops, crew):
+            await self.ok("PUT", f"{API}/servers/{q(space)}/members/{q(carol)}/roles/{role['id']}", {}, token=token)
+        await self.set_everyone(space, token, perms.DEFAULT_EVERYONE & ~perms.P.MENTION_EVERYONE)
+
+        # Without MENTION_EVERYONE only mentionable roles ping; their members are mentioned.
+        sent = await self.ok("POST", self.messages(channel),
+                             {"content": f"<@&{ops['id']}> and <@&{crew['id']}>, deploy"}, token=bob_token)
+        self.assertEqual((sent["mention_roles"], sent["mentions"]), ([crew["id"]], [carol]))
+        event = await self.ok("GET", f"{V3}/rooms/{q(channel)}/event/{q(sent['id'])}", token=token)
+        self.assertEqual(event["content"]["m.mentions"]["user_ids"], [carol])
+        states = await self.ok("GET", f"{API}/users/@me/read-states", token=carol_token)
+        self.assertEqual([s["mention_count"] for s in states if s["channel_id"] == channel], [1])
+        # The owner may ping any role.
+        loud = await self.ok("POST", self.messages(channel), {"content": f"<@&{ops['id']}> wake up"}, token=token)
+        self.assertEqual((loud["mention_roles"], loud["mentions"]), ([ops["id"]], [carol]))
+        # An unknown role pings nobody.
+        quiet = await self.ok("POST", self.messages(channel), {"content": "<@&nope> hi"}, token=token)
+        self.assertEqual((quiet["mention_roles"], quiet["mentions"]), ([], []))
+
+    @inline
     async def test_bad_input_changes_nothing(self):
         (alice, token), (bob, bob_token), space, channel = await self.setup_server()
         message = await self.ok("POST", self.messages(channel), {"content": "keep"}, token=token)

@@ -22,7 +22,7 @@ from homeserver.http.request import query_int, query_str
 MESSAGE_SCHEMA = {
     "type": "object",
     "required": ["id", "channel_id", "author", "content", "html", "created_at", "edited_at", "reply_to",
-                 "mentions", "mention_everyone", "reactions", "pinned", "attachments", "thread_id"],
+                 "mentions", "mention_everyone", "mention_roles", "reactions", "pinned", "attachments", "thread_id"],
     "properties": {
         "id": {"type": "string", "description": "The Matrix event ID", "examples": ["$abc"]},
         "channel_id": {"type": "string", "description": "The channel's room ID"},
@@ -35,6 +35,9 @@ MESSAGE_SCHEMA = {
         "reply_to": {"type": ["string", "null"], "description": "The message replied to (m.in_reply_to)"},
         "mentions": {"type": "array", "items": {"type": "string"}, "description": "m.mentions.user_ids"},
         "mention_everyone": {"type": "boolean", "description": "m.mentions.room"},
+        "mention_roles": {"type": "array", "items": {"type": "string"},
+                          "description": "Roles pinged with <@&role_id> (mentionable ones, or any with "
+                                         "MENTION_EVERYONE); their members are in mentions"},
         "reactions": {"type": "array", "items": {
             "type": "object", "properties": {"key": {"type": "string"}, "count": {"type": "integer"},
                                              "me": {"type": "boolean"}}}},

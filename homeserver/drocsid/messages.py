@@ -55,6 +55,8 @@ MEDIA_MSGTYPES = frozenset({"m.image", "m.video", "m.audio", "m.file"})
 THREAD_NAME_KEY = "io.drocsid.thread_name"
 
 _MASS_MENTION = re.compile(r"(?<![\w@.])@(everyone|here)\b")
+_ROLE_MENTION = re.compile(r"<@&([A-Za-z0-9_-]{1,64})>")
+MENTION_ROLES = "io.drocsid.mention_roles"
 _USER_MENTION = re.compile(r"(?<![\w@])@[a-z0-9._=/+-]+:[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?![\w.-]*[A-Za-z0-9])",
                            re.I)
 _MESSAGE_FILTER = parse_event_filter({"types": ["m.room.message"]})
@@ -160,18 +162,31 @@ def _media_content(upload: dict, text: dict | None) -> dict:
     return content
 
 
-def _text_content(source: str, may_mention_everyone: bool) -> dict:
-    """The content of a message (or of an edit's ``m.new_content``) from its Markdown."""
+def _text_content(source: str, may_mention_everyone: bool, role_members=None) -> dict:
+    """The content of a message (or of an edit's ``m.new_content``) from its Markdown.
+
+    ``role_members(role_ids)`` -> (the role IDs that may be pinged, their members): a role
+    mention ``<@&role_id>`` pings the role's members, so Matrix has no role mention:
+    they are listed in ``m.mentions.user_ids`` (their push rules highlight it) and the
+    roles in ``io.drocsid.mention_roles``."""
     if not may_mention_everyone:
         source = _MASS_MENTION.sub("@\u200b\\1", source)
     mentions: dict[str, Any] = {}
-    users = sorted(set(_USER_MENTION.findall(source)))
+    users = set(_USER_MENTION.findall(source))
+    roles: list[str] = []
+    named_roles = sorted(set(_ROLE_MENTION.findall(source)))
+    if named_roles and role_members is not None:
+        roles, members = role_members(named_roles)
+        users |= set(members)
     if users:
-        mentions["user_ids"] = users
+        mentions["user_ids"] = sorted(users)
     if may_mention_everyone and _MASS_MENTION.search(source):
         mentions["room"] = True
-    return {"msgtype": "m.text", "body": source, "format": HTML_FORMAT,
-            "formatted_body": markdown.render(source), "m.mentions": mentions}
+    content = {"msgtype": "m.text", "body": source, "format": HTML_FORMAT,
+               "formatted_body": markdown.render(source), "m.mentions": mentions}
+    if roles:
+        content[MENTION_ROLES] = roles
+    return content
 
 
 class Messages:
@@ -301,6 +316,8 @@ class Messages:
                 "reply_to": reply_to if isinstance(reply_to, str) else None,
                 "mentions": [u for u in user_ids if isinstance(u, str)] if isinstance(user_ids, list) else [],
                 "mention_everyone": mentions.get("room") is True,
+                "mention_roles": [r for r in content.get(MENTION_ROLES, []) if isinstance(r, str)]
+                if isinstance(content.get(MENTION_ROLES), list) else [],
                 "reactions": [] if fresh else await self._reactions(event.event_id),
                 "pinned": event.event_id in pinned,
                 "attachments": [attachment] if attachment is not None else [],
@@ -337,6 +354,19 @@ class Messages:
 
     # -- writing -------------------------------------------------------------------
 
+    def _role_members(self, role_ids: list[str]) -> tuple[list[str], list[str]]:
+        """The named roles one may ping here (mentionable ones, or any with
+        MENTION_EVERYONE) and the server's joined members holding them."""
+        roles = getattr(self.server, "roles", None)
+        if not roles:
+            return [], []  # a DM: no roles
+        may_any = perms.has_permissions(self.bits, perms.P.MENTION_EVERYONE)
+        pinged = [r for r in role_ids if r in roles and not roles[r].is_everyone
+                  and (roles[r].mentionable or may_any)]
+        holders = self.server.member_roles
+        members = sorted(u for u in self.server.members if set(holders.get(u, ())) & set(pinged))
+        return pinged, members
+
     async def send(self, content: Any, reply_to: str | None, nonce: str | None, device_id: str | None,
                    attachments: Any = None, thread_id: str | None = None) -> dict:
         """Send a message: text, files (one event each, the text as the first's caption), or
@@ -348,7 +378,7 @@ class Messages:
         text = None
         if content is not None:
             text = _text_content(check_content(content),
-                                 perms.has_permissions(self.bits, perms.P.MENTION_EVERYONE))
+                                 perms.has_permissions(self.bits, perms.P.MENTION_EVERYONE), self._role_members)
         if reply_to is not None:
             await self._message_event(reply_to)
         relation = await self._relation(reply_to, thread_id)
@@ -425,7 +455,8 @@ class Messages:
             raise forbidden("Only the author can edit a message")
         require(self.bits, perms.P.VIEW_CHANNEL | perms.P.SEND_MESSAGES, "SEND_MESSAGES")
         source = check_content(content)
-        new_content = _text_content(source, perms.has_permissions(self.bits, perms.P.MENTION_EVERYONE))
+        new_content = _text_content(source, perms.has_permissions(self.bits, perms.P.MENTION_EVERYONE),
+                                    self._role_members)
         if attachment_of(event.content) is not None:
             # The caption changes; the file stays.
             new_content = {**{k: event.content[k] for k in ("msgtype", "url", "info", "filename")
