@@ -206,6 +206,24 @@ class MessageTests(ApiHelpers):
         self.assertTrue(owner["mention_everyone"])
 
     @inline
+    async def test_here_pings_who_is_online(self):
+        (alice, token), (bob, bob_token), space, channel = await self.setup_server()
+        carol, carol_token = await self.user("carol")
+        invite = await self.ok("POST", f"{API}/servers/{q(space)}/invites", {}, token=token)
+        await self.ok("POST", f"{API}/invites/{invite['code']}", token=carol_token)
+        await self.ok("PATCH", f"{API}/users/@me", {"status": "dnd"}, token=token)      # away but there
+        await self.ok("PATCH", f"{API}/users/@me", {"status": "invisible"}, token=carol_token)
+        here = await self.ok("POST", self.messages(channel), {"content": "@here standup"}, token=bob_token)
+        self.assertTrue(here["mention_everyone"])
+        self.assertEqual(here["mentions"], [alice])
+        event = await self.ok("GET", f"{V3}/rooms/{q(channel)}/event/{q(here['id'])}", token=token)
+        self.assertNotIn("room", event["content"]["m.mentions"])
+        # @everyone is the whole room.
+        everyone = await self.ok("POST", self.messages(channel), {"content": "@everyone @here"}, token=bob_token)
+        event = await self.ok("GET", f"{V3}/rooms/{q(channel)}/event/{q(everyone['id'])}", token=token)
+        self.assertIs(event["content"]["m.mentions"].get("room"), True)
+
+    @inline
     async def test_role_mentions(self):
         (alice, token), (bob, bob_token), space, channel = await self.setup_server()
         carol, carol_token = await self.user("carol")

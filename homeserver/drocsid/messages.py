@@ -55,8 +55,10 @@ MEDIA_MSGTYPES = frozenset({"m.image", "m.video", "m.audio", "m.file"})
 THREAD_NAME_KEY = "io.drocsid.thread_name"
 
 _MASS_MENTION = re.compile(r"(?<![\w@.])@(everyone|here)\b")
+_EVERYONE_MENTION = re.compile(r"(?<![\w@.])@everyone\b")
 _ROLE_MENTION = re.compile(r"<@&([A-Za-z0-9_-]{1,64})>")
 MENTION_ROLES = "io.drocsid.mention_roles"
+MENTION_HERE = "io.drocsid.here"  # in m.mentions: an @here, resolved to the members online
 _USER_MENTION = re.compile(r"(?<![\w@])@[a-z0-9._=/+-]+:[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?![\w.-]*[A-Za-z0-9])",
                            re.I)
 _MESSAGE_FILTER = parse_event_filter({"types": ["m.room.message"]})
@@ -162,7 +164,8 @@ def _media_content(upload: dict, text: dict | None) -> dict:
     return content
 
 
-def _text_content(source: str, may_mention_everyone: bool, role_members=None) -> dict:
+def _text_content(source: str, may_mention_everyone: bool, role_members=None,
+                  here_members: list[str] | None = None) -> dict:
     """The content of a message (or of an edit's ``m.new_content``) from its Markdown.
 
     ``role_members(role_ids)`` -> (the role IDs that may be pinged, their members): a role
@@ -178,10 +181,14 @@ def _text_content(source: str, may_mention_everyone: bool, role_members=None) ->
     if named_roles and role_members is not None:
         roles, members = role_members(named_roles)
         users |= set(members)
+    if may_mention_everyone and _EVERYONE_MENTION.search(source):
+        mentions["room"] = True
+    elif may_mention_everyone and _MASS_MENTION.search(source):
+        # @here: the members who are online (idle and do-not-disturb count), not the room.
+        users |= set(here_members or ())
+        mentions[MENTION_HERE] = True
     if users:
         mentions["user_ids"] = sorted(users)
-    if may_mention_everyone and _MASS_MENTION.search(source):
-        mentions["room"] = True
     content = {"msgtype": "m.text", "body": source, "format": HTML_FORMAT,
                "formatted_body": markdown.render(source), "m.mentions": mentions}
     if roles:
@@ -315,7 +322,7 @@ class Messages:
                 "edited_at": edited_at,
                 "reply_to": reply_to if isinstance(reply_to, str) else None,
                 "mentions": [u for u in user_ids if isinstance(u, str)] if isinstance(user_ids, list) else [],
-                "mention_everyone": mentions.get("room") is True,
+                "mention_everyone": mentions.get("room") is True or mentions.get(MENTION_HERE) is True,
                 "mention_roles": [r for r in content.get(MENTION_ROLES, []) if isinstance(r, str)]
                 if isinstance(content.get(MENTION_ROLES), list) else [],
                 "reactions": [] if fresh else await self._reactions(event.event_id),
@@ -367,6 +374,14 @@ class Messages:
         members = sorted(u for u in self.server.members if set(holders.get(u, ())) & set(pinged))
         return pinged, members
 
+    async def _here_members(self, source: str) -> list[str]:
+        """For an @here: the channel's other members who are online, idle or do-not-disturb."""
+        if not _MASS_MENTION.search(source) or _EVERYONE_MENTION.search(source):
+            return []
+        members = [u for u, m in self.channel.state.memberships.items() if m == "join" and u != self.user_id]
+        rows = await self.hs.presence_store.get(members) if members else []
+        return sorted(row.user_id for row in rows if row.state in ("online", "unavailable"))
+
     async def send(self, content: Any, reply_to: str | None, nonce: str | None, device_id: str | None,
                    attachments: Any = None, thread_id: str | None = None) -> dict:
         """Send a message: text, files (one event each, the text as the first's caption), or
@@ -377,8 +392,9 @@ class Messages:
             raise missing_param("content")
         text = None
         if content is not None:
-            text = _text_content(check_content(content),
-                                 perms.has_permissions(self.bits, perms.P.MENTION_EVERYONE), self._role_members)
+            source = check_content(content)
+            text = _text_content(source, perms.has_permissions(self.bits, perms.P.MENTION_EVERYONE),
+                                 self._role_members, await self._here_members(source))
         if reply_to is not None:
             await self._message_event(reply_to)
         relation = await self._relation(reply_to, thread_id)
@@ -456,7 +472,7 @@ class Messages:
         require(self.bits, perms.P.VIEW_CHANNEL | perms.P.SEND_MESSAGES, "SEND_MESSAGES")
         source = check_content(content)
         new_content = _text_content(source, perms.has_permissions(self.bits, perms.P.MENTION_EVERYONE),
-                                    self._role_members)
+                                    self._role_members, await self._here_members(source))
         if attachment_of(event.content) is not None:
             # The caption changes; the file stays.
             new_content = {**{k: event.content[k] for k in ("msgtype", "url", "info", "filename")
