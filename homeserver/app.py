@@ -16,6 +16,8 @@ from homeserver import api
 from homeserver.client import (account, capabilities, directory, keys, login, media, push_rules,
                                registration, relations, room_activity, rooms, sync, user_data, versions)
 from homeserver.client import discovery, presence
+from homeserver.client import appservice_ping
+from appservice.loading import create_sender_users, load_registrations
 from homeserver.clock import Clock
 from homeserver.handlers.accounts import AccountHandler
 from homeserver.handlers.auth import Authenticator
@@ -64,7 +66,8 @@ from storage.stores.users import UserStore
 log = Logger(namespace="drocsid.app")
 
 _SERVLETS = (versions, registration, login, account, capabilities, rooms, directory, key_server, sync,
-             room_activity, relations, user_data, media, push_rules, keys, discovery, presence, api)
+             room_activity, relations, user_data, media, push_rules, keys, discovery, presence, api,
+             appservice_ping)
 
 
 class StartupError(Exception):
@@ -77,6 +80,8 @@ class Homeserver:
         self.reactor = reactor
         self.clock = Clock(reactor)
 
+        # Application-service registrations: an invalid one stops the start (a ValueError).
+        self.appservices = load_registrations(config)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.signing_key = load_or_create_signing_key(config.signing_key_path)
         self.db = DatabasePool.from_url(reactor, config.database_url, config.database.max_connections)
@@ -105,10 +110,12 @@ class Homeserver:
         self.passwords = PasswordHashing(reactor, auth.password_hash_time_cost, auth.password_hash_memory_kib,
                                          auth.password_hash_parallelism)
         self.ratelimiter = RateLimiter(self.clock)
-        self.auth = Authenticator(self.clock, self.tokens, self.devices)
+        self.auth = Authenticator(self.clock, self.tokens, self.devices, users=self.users,
+                                  appservices=self.appservices, server_name=config.server_name)
         self.ui_auth = UserInteractiveAuth(self.clock, self.ui_auth_store)
         self.accounts = AccountHandler(config, self.clock, self.db, self.users, self.devices, self.tokens,
                                        self.passwords)
+        self.accounts.appservices = self.appservices
 
         self.notifier = Notifier()
         self.room_heads = RoomHeads(self.rooms, self.events, self.state)
@@ -146,6 +153,13 @@ class Homeserver:
         if config.federation.enabled:
             from federation import wiring as federation_wiring
             federation_wiring.attach(self)
+        # Pushing to application services (transactions, queries, ping): appservice/.
+        from appservice import queries as appservice_queries
+        from appservice.client import ApplicationServiceClient
+        from appservice.sender import ApplicationServiceSender
+        self.appservice_client = ApplicationServiceClient(reactor, self.clock)
+        self.appservice_sender = ApplicationServiceSender(self)
+        appservice_queries.attach(self)
 
         self.router = Router()
         for servlet in _SERVLETS:
@@ -201,7 +215,10 @@ class Homeserver:
         await self.e2e_keys.load_stream_positions()
         # Clients retry a send for minutes at most; a day of transaction IDs covers that.
         await self.event_sender.load_recent_transactions(self.clock.time_ms() - 24 * 3600 * 1000)
+        for sender in await create_sender_users(self.db, self.appservices, self.clock.time_ms()):
+            log.info("created application service sender {user_id}", user_id=sender)
         await self.gateway.start()
+        await self.appservice_sender.start()
         server = self.config.server
         try:
             self.client_port = self.reactor.listenTCP(server.port, self.site, interface=server.host)
@@ -248,6 +265,8 @@ class Homeserver:
         try:
             await self._drain_requests()
             await self.gateway.stop()
+            await self.appservice_sender.stop()
+            await self.appservice_client.close()
             if self.config.federation.enabled:
                 from federation import wiring as federation_wiring
                 await federation_wiring.stop(self)

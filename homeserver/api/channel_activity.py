@@ -136,8 +136,9 @@ def register(api: ApiRoutes, hs) -> None:
 
     async def create_thread(call: ApiCall):
         # Starting a thread sends messages: the same budget as POST /messages.
-        hs.ratelimiter.check("message_send", call.requester.user_id, hs.config.limits.message_send_per_second,
-                             hs.config.limits.message_send_burst)
+        if call.requester.rate_limited:  # application services with rate_limited: false are exempt
+            hs.ratelimiter.check("message_send", call.requester.user_id, hs.config.limits.message_send_per_second,
+                                 hs.config.limits.message_send_burst)
         return 200, await Threads(await messages(call)).create(call.body["name"], call.body.get("message_id"))
 
     async def list_threads(call: ApiCall):

@@ -28,6 +28,8 @@ def register_routes(router: Router, hs) -> None:
 
     async def get_alias(request, alias):
         found = await hs.rooms.get_alias(alias)
+        if found is None and hs.membership.alias_query is not None and await hs.membership.alias_query(alias):
+            found = await hs.rooms.get_alias(alias)
         if found is None:
             # An alias of another server is asked of it (federation query/directory).
             if alias.startswith("#") and ":" in alias and alias.split(":", 1)[1] != server_name \
@@ -40,6 +42,8 @@ def register_routes(router: Router, hs) -> None:
     async def put_alias(request, alias):
         requester = await hs.auth.authenticate(request)
         _check_alias(alias, server_name)
+        from appservice.loading import check_alias_not_claimed
+        check_alias_not_claimed(hs.appservices, alias, requester.appservice_id)
         body = parse_json_object(request)
         room_id = field(body, "room_id", str)
         if await hs.room_heads.get(room_id) is None:

@@ -7,6 +7,7 @@ from homeserver.http.request import field, parse_json_object
 from homeserver.http.router import CLIENT_PREFIX, CLIENT_V1_PREFIX, Router
 
 PASSWORD_LOGIN = "m.login.password"
+APPSERVICE_LOGIN = "m.login.application_service"
 
 
 def login_identifier(body: dict) -> str:
@@ -26,10 +27,15 @@ def register_routes(router: Router, hs) -> None:
     limits = hs.config.limits
 
     async def login_flows(request):
-        return 200, {"flows": [{"type": PASSWORD_LOGIN}]}
+        flows = [{"type": PASSWORD_LOGIN}]
+        if hs.appservices:
+            flows.append({"type": APPSERVICE_LOGIN})
+        return 200, {"flows": flows}
 
     async def login(request):
         body = parse_json_object(request)
+        if body.get("type") == APPSERVICE_LOGIN:
+            return await appservice_login(request, body)
         ip = request.client_ip()
         hs.ratelimiter.check("login", ip, limits.login_per_second, limits.login_burst)
         login_type = field(body, "type", str)
@@ -59,6 +65,28 @@ def register_routes(router: Router, hs) -> None:
         answer["well_known"] = {"m.homeserver": {"base_url": hs.config.server.public_baseurl}}
         return 200, answer
 
+    async def appservice_login(request, body):
+        """An application service logs in as a user of its namespace (a device for it)."""
+        requester = await hs.auth.authenticate(request)
+        registration = next((r for r in hs.appservices if r.id == requester.appservice_id), None)
+        if registration is None:
+            raise forbidden("Only an application service may log in with m.login.application_service")
+        user_id = hs.accounts.user_id_from_login(login_identifier(body))
+        if user_id is None or not registration.is_user_in_namespace(user_id):
+            raise MatrixError(403, "M_EXCLUSIVE", "This user is not in the application service's namespace")
+        user = await hs.users.get_user(user_id)
+        if user is None:
+            raise forbidden("Application service has not registered this user")
+        if user.deactivated:
+            raise MatrixError(403, "M_USER_DEACTIVATED", "This account has been deactivated")
+        session = await hs.accounts.create_session(
+            user_id, device_id=field(body, "device_id", str, None),
+            device_name=field(body, "initial_device_display_name", str, None),
+            want_refresh=field(body, "refresh_token", bool, False), ip=request.client_ip())
+        answer = session.to_json(hs.config.server_name)
+        answer["well_known"] = {"m.homeserver": {"base_url": hs.config.server.public_baseurl}}
+        return 200, answer
+
     async def refresh(request):
         body = parse_json_object(request)
         token = field(body, "refresh_token", str)
@@ -79,8 +107,10 @@ def register_routes(router: Router, hs) -> None:
 
     async def whoami(request):
         requester = await hs.auth.authenticate(request)
-        return 200, {"user_id": requester.user_id, "device_id": requester.device_id,
-                     "is_guest": requester.is_guest}
+        answer = {"user_id": requester.user_id, "device_id": requester.device_id, "is_guest": requester.is_guest}
+        if not requester.device_id:  # an application service acting without ?device_id=
+            del answer["device_id"]
+        return 200, answer
 
     router.add("GET", f"{CLIENT_PREFIX}/login", login_flows)
     router.add("POST", f"{CLIENT_PREFIX}/login", login)

@@ -7,6 +7,7 @@ from homeserver.http.request import field, parse_json_object, query_str
 from homeserver.http.router import CLIENT_PREFIX, Router
 
 REGISTER_FLOWS = [["m.login.dummy"]]
+APPSERVICE_LOGIN = "m.login.application_service"
 
 
 def register_routes(router: Router, hs) -> None:
@@ -19,6 +20,8 @@ def register_routes(router: Router, hs) -> None:
             raise MatrixError(403, "M_GUEST_ACCESS_FORBIDDEN", "Guest accounts are not available")
         if kind != "user":
             raise MatrixError(400, "M_INVALID_PARAM", "'kind' must be 'user' or 'guest'")
+        if body.get("type") == APPSERVICE_LOGIN:
+            return await register_appservice_user(request, body)
         if not hs.config.auth.registration_enabled:
             raise forbidden("Registration is disabled on this server")
 
@@ -45,6 +48,24 @@ def register_routes(router: Router, hs) -> None:
         user_id, session = await hs.accounts.register(
             username, password, device_id=device_id, device_name=device_name,
             inhibit_login=inhibit_login, want_refresh=want_refresh, ip=ip)
+        if session is None:
+            return 200, {"user_id": user_id, "home_server": hs.config.server_name}
+        return 200, session.to_json(hs.config.server_name)
+
+    async def register_appservice_user(request, body):
+        """An application service creates a user of its users namespace: no UIA, no
+        password, no rate limit, even when registration is closed to everyone else."""
+        requester = await hs.auth.authenticate(request)
+        registration = next((r for r in hs.appservices if r.id == requester.appservice_id), None)
+        if registration is None:
+            raise forbidden("Only an application service may register with m.login.application_service")
+        username = field(body, "username", str)
+        user_id, session = await hs.accounts.register(
+            username, None, device_id=field(body, "device_id", str, None),
+            device_name=field(body, "initial_device_display_name", str, None),
+            inhibit_login=field(body, "inhibit_login", bool, False),
+            want_refresh=field(body, "refresh_token", bool, False), ip=request.client_ip(),
+            appservice=registration)
         if session is None:
             return 200, {"user_id": user_id, "home_server": hs.config.server_name}
         return 200, session.to_json(hs.config.server_name)

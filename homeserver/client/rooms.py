@@ -27,6 +27,17 @@ def _reason(body: dict) -> str | None:
     return field(body, "reason", str, None)
 
 
+def _massaged_ts(request, requester) -> int | None:
+    """``?ts=``: an application service sets the event's origin_server_ts (timestamp
+    massaging, for bridged history); ignored from anyone else."""
+    if requester.appservice_id is None or not request.args.get(b"ts"):
+        return None
+    raw = request.args[b"ts"][0].decode("ascii", "replace")
+    if not raw.isdigit() or len(raw) > 15:
+        raise invalid_param("'ts' must be a timestamp in milliseconds")
+    return int(raw)
+
+
 def _check_txn_id(txn_id: str) -> None:
     if not txn_id or len(txn_id) > MAX_TXN_ID_LENGTH:
         raise invalid_param("Invalid transaction ID")
@@ -61,13 +72,18 @@ def register_routes(router: Router, hs) -> None:
         if not all(isinstance(u, str) and u.startswith("@") and ":" in u for u in invite):
             raise invalid_param("'invite' must list user IDs")
         power_override = field(body, "power_level_content_override", dict, None)
+        alias_localpart = field(body, "room_alias_name", str, None)
+        if alias_localpart is not None:
+            from appservice.loading import check_alias_not_claimed
+            check_alias_not_claimed(hs.appservices, f"#{alias_localpart}:{hs.config.server_name}",
+                                    requester.appservice_id)
         room_id = await hs.room_creator.create_room(
             requester.user_id, version=version, preset=field(body, "preset", str, None), visibility=visibility,
             name=field(body, "name", str, None), topic=field(body, "topic", str, None), invite=invite,
             initial_state=_parse_initial_state(field(body, "initial_state", list, [])),
             creation_content=field(body, "creation_content", dict, None),
             power_level_content_override=power_override,
-            alias_localpart=field(body, "room_alias_name", str, None),
+            alias_localpart=alias_localpart,
             is_direct=field(body, "is_direct", bool, False))
         return 200, {"room_id": room_id}
 
@@ -111,13 +127,15 @@ def register_routes(router: Router, hs) -> None:
         _check_txn_id(txn_id)
         content = parse_json_object(request)
         txn = (requester.user_id, requester.device_id, f"send/{room_id}/{event_type}/{txn_id}")
-        event = await hs.event_sender.send(requester.user_id, room_id, event_type, content, client_txn=txn)
+        event = await hs.event_sender.send(requester.user_id, room_id, event_type, content, client_txn=txn,
+                                           origin_server_ts=_massaged_ts(request, requester))
         return 200, {"event_id": event.event_id}
 
     async def put_state(request, room_id, event_type, state_key=""):
         requester = await hs.auth.authenticate(request)
         content = parse_json_object(request, allow_empty=True)
-        event = await hs.event_sender.send(requester.user_id, room_id, event_type, content, state_key=state_key)
+        event = await hs.event_sender.send(requester.user_id, room_id, event_type, content, state_key=state_key,
+                                           origin_server_ts=_massaged_ts(request, requester))
         return 200, {"event_id": event.event_id}
 
     async def put_state_empty_key(request, room_id, event_type):

@@ -52,13 +52,24 @@ class AccountHandler:
         self._devices = devices
         self._tokens = tokens
         self._passwords = passwords
+        # Application-service registrations (appservice.registration.Registration): their
+        # exclusive users namespaces are closed to everyone else.
+        self.appservices: list = []
 
     # -- registration -----------------------------------------------------------------
 
-    async def check_username_available(self, localpart: str) -> str:
-        """The user ID ``localpart`` would have; M_INVALID_USERNAME or M_USER_IN_USE otherwise."""
+    async def check_username_available(self, localpart: str, appservice=None) -> str:
+        """The user ID ``localpart`` would have; M_INVALID_USERNAME or M_USER_IN_USE otherwise.
+        M_EXCLUSIVE when an application service's exclusive namespace covers it, unless
+        ``appservice`` (the registering service) is that service."""
         validate_new_localpart(localpart, self._server_name)
         user_id = user_id_for(localpart, self._server_name)
+        if appservice is not None:
+            if not appservice.is_user_in_namespace(user_id):
+                raise MatrixError(400, "M_EXCLUSIVE", "This user ID is not in the application service's namespace")
+        for registration in self.appservices:
+            if registration is not appservice and registration.claims_user(user_id):
+                raise MatrixError(400, "M_EXCLUSIVE", "This user ID is reserved by an application service")
         if await self._users.user_exists(user_id):
             raise MatrixError(400, "M_USER_IN_USE", "User ID already taken")
         return user_id
@@ -72,16 +83,18 @@ class AccountHandler:
 
     async def register(self, localpart: str, password: str | None, *, device_id: str | None = None,
                        device_name: str | None = None, inhibit_login: bool = False,
-                       want_refresh: bool = False, admin: bool = False, ip: str | None = None
-                       ) -> tuple[str, Session | None]:
-        user_id = await self.check_username_available(localpart)
+                       want_refresh: bool = False, admin: bool = False, ip: str | None = None,
+                       appservice=None) -> tuple[str, Session | None]:
+        user_id = await self.check_username_available(localpart, appservice)
+        appservice_id = appservice.id if appservice is not None else None
         password_hash = await self._passwords.hash(password) if password is not None else None
         now = self._clock.time_ms()
         tokens = None if inhibit_login else self._new_tokens(want_refresh, now)
         device_id = device_id or new_device_id()
 
         def txn_func(txn: Transaction) -> bool:
-            if not user_sql.insert_user_txn(txn, user_id, password_hash, now, admin=admin):
+            if not user_sql.insert_user_txn(txn, user_id, password_hash, now, admin=admin,
+                                            appservice_id=appservice_id):
                 return False
             if tokens is not None:
                 self._store_session_txn(txn, user_id, device_id, device_name, ip, now, tokens)

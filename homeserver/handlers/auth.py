@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from twisted.web import server
 
 from homeserver.clock import Clock
-from homeserver.http.errors import missing_token, unknown_token
+from homeserver.http.errors import MatrixError, forbidden, missing_token, unknown_token
 from storage.stores.devices import DeviceStore
 from storage.stores.tokens import TokenStore
 
@@ -50,6 +50,11 @@ class Requester:
     device_id: str
     token_hash: str
     is_guest: bool = False
+    # Set when an application service made the request (with its as_token); device_id is
+    # then "" unless the service named one with ?device_id=.
+    appservice_id: str | None = None
+    # False for a service registered with rate_limited: false: no rate limits apply.
+    rate_limited: bool = True
 
 
 def token_from_request(request: server.Request) -> str | None:
@@ -65,11 +70,22 @@ def token_from_request(request: server.Request) -> str | None:
     return None
 
 
+def _query_arg(request: server.Request, name: bytes) -> str | None:
+    values = request.args.get(name) if request.args else None
+    if not values or not values[0]:
+        return None
+    return values[0].decode("utf-8", "replace")
+
+
 class Authenticator:
-    def __init__(self, clock: Clock, tokens: TokenStore, devices: DeviceStore):
+    def __init__(self, clock: Clock, tokens: TokenStore, devices: DeviceStore, *, users=None,
+                 appservices=(), server_name: str | None = None):
         self._clock = clock
         self._tokens = tokens
         self._devices = devices
+        self._users = users
+        self._appservices = list(appservices)
+        self._server_name = server_name
         self._last_seen_written: dict[tuple[str, str], int] = {}
 
     async def authenticate(self, request: server.Request) -> Requester:
@@ -78,6 +94,11 @@ class Authenticator:
         if token is None:
             raise missing_token()
         token_hash = hash_token(token)
+        if self._appservices:
+            from appservice.loading import registration_for_token
+            registration = registration_for_token(self._appservices, token)
+            if registration is not None:
+                return await self._appservice_requester(request, registration, token_hash)
         owner = await self._tokens.get_token_owner(token_hash)
         if owner is None or owner.deactivated:
             raise unknown_token()
@@ -88,6 +109,33 @@ class Authenticator:
         request.user_for_log = owner.user_id
         self._note_last_seen(owner.user_id, owner.device_id, now, request)
         return Requester(owner.user_id, owner.device_id, token_hash, owner.is_guest)
+
+    async def _appservice_requester(self, request: server.Request, registration, token_hash: str) -> Requester:
+        """An application service acts as its sender, or as ``?user_id=`` (a registered
+        user of its users namespace), on ``?device_id=`` when given (created if new)."""
+        user_id = _query_arg(request, b"user_id") or registration.sender
+        if user_id != registration.sender:
+            _, _, server_name = user_id.partition(":")
+            if not user_id.startswith("@") or server_name != self._server_name \
+                    or not registration.is_user_in_namespace(user_id):
+                raise MatrixError(403, "M_EXCLUSIVE",
+                                  f"Application service cannot masquerade as this user ({user_id})")
+            user = await self._users.get_user(user_id) if self._users is not None else None
+            if user is None:
+                raise forbidden(f"Application service has not registered this user ({user_id})")
+            if user.deactivated:
+                raise MatrixError(403, "M_USER_DEACTIVATED", "This account has been deactivated")
+        device_id = _query_arg(request, b"device_id") or _query_arg(request, b"org.matrix.msc3202.device_id") or ""
+        if len(device_id) > 255:
+            raise MatrixError(400, "M_INVALID_PARAM", "'device_id' is longer than 255 characters")
+        if device_id and await self._devices.get_device(user_id, device_id) is None:
+            from storage.stores.devices import upsert_device_txn
+            now = self._clock.time_ms()
+            await self._devices.db.run_interaction("appservice_device", upsert_device_txn, user_id, device_id,
+                                                   None, now, None)
+        request.user_for_log = user_id
+        return Requester(user_id, device_id, token_hash, False, appservice_id=registration.id,
+                         rate_limited=registration.rate_limited)
 
     def _note_last_seen(self, user_id: str, device_id: str, now: int, request) -> None:
         key = (user_id, device_id)

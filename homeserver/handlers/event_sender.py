@@ -50,9 +50,11 @@ class EventSender:
 
     async def send(self, sender: str, room_id: str, event_type: str, content: dict[str, Any], *,
                    state_key: str | None = None, redacts: str | None = None,
-                   client_txn: tuple[str, str, str] | None = None) -> Event:
+                   client_txn: tuple[str, str, str] | None = None,
+                   origin_server_ts: int | None = None) -> Event:
         """Send an event as ``sender``; 403 M_FORBIDDEN if the auth rules refuse it.
-        Returns once the event is durable."""
+        Returns once the event is durable. ``origin_server_ts`` replaces the clock (an
+        application service's ``?ts=``, for history bridged from elsewhere)."""
         if client_txn is not None:
             earlier = await self._earlier_event(client_txn)
             if earlier is not None:
@@ -63,7 +65,7 @@ class EventSender:
                 # Same answer as for a room one is not in: existence is not revealed.
                 raise forbidden("You are not in this room")
             event, written = await self._build_and_queue(head, sender, event_type, content, state_key, redacts,
-                                                         client_txn)
+                                                         client_txn, origin_server_ts)
         if client_txn is not None:
             self._txns_in_flight[client_txn] = []
         try:
@@ -126,12 +128,14 @@ class EventSender:
 
     async def _build_and_queue(self, head: RoomHead, sender: str, event_type: str, content: dict[str, Any],
                                state_key: str | None, redacts: str | None,
-                               client_txn: tuple[str, str, str] | None) -> tuple[Event, defer.Deferred]:
-        event = await self._build_checked(head, sender, event_type, content, state_key, redacts)
+                               client_txn: tuple[str, str, str] | None,
+                               origin_server_ts: int | None = None) -> tuple[Event, defer.Deferred]:
+        event = await self._build_checked(head, sender, event_type, content, state_key, redacts, origin_server_ts)
         return event, self._queue(head, event, client_txn)
 
     async def _build_checked(self, head: RoomHead, sender: str, event_type: str, content: dict[str, Any],
-                             state_key: str | None, redacts: str | None) -> Event:
+                             state_key: str | None, redacts: str | None,
+                             origin_server_ts: int | None = None) -> Event:
         version = head.version
         state_before = head.state
         auth_keys = auth_types_for_event(version, event_type, sender, state_key, content)
@@ -145,7 +149,8 @@ class EventSender:
             event = build_event(version, room_id=head.room_id, sender=sender, event_type=event_type,
                                 content=content, state_key=state_key, prev_events=head.extremities,
                                 auth_events=auth_ids, depth=head.max_depth + 1,
-                                origin_server_ts=self._clock.time_ms(),
+                                origin_server_ts=self._clock.time_ms() if origin_server_ts is None
+                                else origin_server_ts,
                                 server_name=self._server_name, signing_key=self._signing_key, redacts=redacts)
         except EventTooLarge as error:
             raise MatrixError(413, "M_TOO_LARGE", str(error)) from None

@@ -37,6 +37,8 @@ class MembershipHandler:
         self._rooms = rooms
         # Joins, knocks and invites across servers (federation.remote_membership), when enabled.
         self.remote = None
+        # async (alias) -> bool: an application service created the alias (appservice.queries).
+        self.alias_query = None
 
     async def current_membership(self, room_id: str, user_id: str) -> str | None:
         head = await self._heads.get(room_id)
@@ -56,6 +58,8 @@ class MembershipHandler:
         """The room an ID or alias names, and servers that know it (for aliases elsewhere)."""
         if room_id_or_alias.startswith("#"):
             found = await self._rooms.get_alias(room_id_or_alias)
+            if found is None and self.alias_query is not None and await self.alias_query(room_id_or_alias):
+                found = await self._rooms.get_alias(room_id_or_alias)
             if found is not None:
                 return found[0], []
             server = room_id_or_alias.split(":", 1)[1] if ":" in room_id_or_alias else ""

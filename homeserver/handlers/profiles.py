@@ -30,6 +30,8 @@ class ProfileHandler:
         self._sender = sender
         # async (user_id) -> profile dict of a user of another server (federation.queries).
         self.remote = None
+        # async (user_id) -> bool: an application service created the user (appservice.queries).
+        self.user_query = None
 
     def is_local(self, user_id: str) -> bool:
         return user_id.endswith(":" + self._server_name)
@@ -44,7 +46,9 @@ class ProfileHandler:
     async def get_local_profile(self, user_id: str) -> dict:
         if not self.is_local(user_id):
             raise not_found("Not a user of this server")
-        if not await self._users.user_exists(user_id):
+        if not await self._users.user_exists(user_id) and not (
+                self.user_query is not None and await self.user_query(user_id)
+                and await self._users.user_exists(user_id)):
             raise not_found("Profile not found")
         stored = await self._profiles.get(user_id)
         displayname, avatar_url = stored if stored else (None, None)
