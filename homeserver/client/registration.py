@@ -55,8 +55,8 @@ def register_routes(router: Router, hs) -> None:
     async def register_appservice_user(request, body):
         """An application service creates a user of its users namespace: no UIA, no
         password, no rate limit, even when registration is closed to everyone else."""
-        requester = await hs.auth.authenticate(request)
-        registration = next((r for r in hs.appservices if r.id == requester.appservice_id), None)
+        # By the as_token alone: bridges name the user to register in ?user_id= already.
+        registration = await hs.auth.authenticate_appservice(request)
         if registration is None:
             raise forbidden("Only an application service may register with m.login.application_service")
         username = field(body, "username", str)

@@ -110,6 +110,21 @@ class Authenticator:
         self._note_last_seen(owner.user_id, owner.device_id, now, request)
         return Requester(owner.user_id, owner.device_id, token_hash, owner.is_guest)
 
+    async def authenticate_appservice(self, request: server.Request):
+        """The application service whose as_token the request carries, ignoring
+        ``?user_id=`` (a service registering a user names it before it exists); None when
+        the token is a user's; 401 when there is none or it is unknown."""
+        token = token_from_request(request)
+        if token is None:
+            raise missing_token()
+        if self._appservices:
+            from appservice.loading import registration_for_token
+            registration = registration_for_token(self._appservices, token)
+            if registration is not None:
+                return registration
+        await self.authenticate(request)  # 401 for an unknown token
+        return None
+
     async def _appservice_requester(self, request: server.Request, registration, token_hash: str) -> Requester:
         """An application service acts as its sender, or as ``?user_id=`` (a registered
         user of its users namespace), on ``?device_id=`` when given (created if new)."""
