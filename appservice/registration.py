@@ -45,6 +45,7 @@ class Registration:
     rooms: tuple[Namespace, ...] = ()
     rate_limited: bool = True
     receive_ephemeral: bool = False
+    receive_to_device: bool = False  # MSC2409: to-device messages for its users
     protocols: tuple[str, ...] = ()
     source: str = ""                 # the file it came from, for messages
 
@@ -133,7 +134,7 @@ def parse_registration(data: Any, server_name: str, source: str = "registration"
     unknown = sorted(set(namespaces) - set(_NAMESPACE_KINDS))
     if unknown:
         raise RegistrationError(f"{source}: unknown namespaces {', '.join(unknown)}")
-    for flag in ("rate_limited", "receive_ephemeral"):
+    for flag in ("rate_limited", "receive_ephemeral", "receive_to_device", "org.matrix.msc2409.push_to_device"):
         if flag in data and data[flag] is not None and not isinstance(data[flag], bool):
             raise RegistrationError(f"{source}: '{flag}' must be true or false")
     protocols = data.get("protocols") or []
@@ -142,6 +143,9 @@ def parse_registration(data: Any, server_name: str, source: str = "registration"
     ephemeral = data.get("receive_ephemeral")
     if ephemeral is None:
         ephemeral = data.get("de.sorunome.msc2409.push_ephemeral", False) is True
+    to_device = data.get("receive_to_device")
+    if to_device is None:
+        to_device = data.get("org.matrix.msc2409.push_to_device")
     return Registration(
         id=_text(data, "id", source), url=url, as_token=_text(data, "as_token", source),
         hs_token=_text(data, "hs_token", source), sender_localpart=localpart,
@@ -149,7 +153,8 @@ def parse_registration(data: Any, server_name: str, source: str = "registration"
         users=_namespaces(namespaces, "users", source), aliases=_namespaces(namespaces, "aliases", source),
         rooms=_namespaces(namespaces, "rooms", source),
         rate_limited=data.get("rate_limited") is not False,
-        receive_ephemeral=bool(ephemeral), protocols=tuple(protocols), source=source)
+        receive_ephemeral=bool(ephemeral), receive_to_device=to_device is True,
+        protocols=tuple(protocols), source=source)
 
 
 def parse_registration_text(text: str, server_name: str, source: str) -> Registration:

@@ -13,6 +13,12 @@ resumes from the stored transactions and the stored position: nothing is lost.
 
 Typing notices, read receipts and presence (``receive_ephemeral``) wait in memory and go
 into the next transaction made; they are ephemeral and not kept across a restart.
+
+To-device messages for users in its users namespace (``receive_to_device``, MSC2409) wait
+the same way, in memory and bounded, and go into the next transaction under
+``de.sorunome.msc2409.to_device`` and ``org.matrix.msc2409.to_device``. They are not kept
+across a restart either; each message stays in the recipient device's to-device inbox, where
+/sync still delivers it.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ log = Logger(namespace="drocsid.appservice.sender")
 MAX_EVENTS_PER_TRANSACTION = 100
 MAX_EPHEMERAL_PER_TRANSACTION = 100
 MAX_QUEUED_EPHEMERAL = 1000
+MAX_TO_DEVICE_PER_TRANSACTION = 100
+MAX_QUEUED_TO_DEVICE = 1000
 RETRY_MIN_MS = 1000
 RETRY_MAX_MS = 5 * 60 * 1000
 
@@ -37,6 +45,7 @@ class _Queue:
         self.registration = registration
         self.position = position
         self.ephemeral: list[dict] = []
+        self.to_device: list[dict] = []
         self.running = False
         self.wanted = False
         self.retry_call = None
@@ -57,6 +66,8 @@ class ApplicationServiceSender:
         self._running: set[defer.Deferred] = set()
         self._stopped = False
         self._listening = False
+        # Routes to-device messages one call at a time, so they keep their order.
+        self._to_device_lock = defer.DeferredLock()
         self.transactions_sent = 0
 
     # -- life -------------------------------------------------------------------------
@@ -79,6 +90,7 @@ class ApplicationServiceSender:
             self._hs.typing.add_listener(self.on_typing)
             self._hs.receipts_handler.add_listener(self.on_receipt)
             self._hs.presence.add_listener(self.on_presence)
+            self._hs.to_device.add_listener(self.on_to_device)
         for service_id in list(self._queues):
             self._wake(service_id)
 
@@ -152,6 +164,46 @@ class ApplicationServiceSender:
                         continue
                 self._add_ephemeral(queue, edu)
         self._track(defer.ensureDeferred(route()), "presence routing")
+
+    def on_to_device(self, sender: str, event_type: str, messages: list[tuple[str, str, dict]]) -> None:
+        """Messages just stored for local ``(user, device ID or '*', content)``: those for
+        a ``receive_to_device`` service's users wait for its next transaction, one per
+        device they were stored for."""
+        if self._stopped:
+            return
+        queues = [q for q in self._queues.values() if q.registration.receive_to_device]
+        wanted = [(q, [m for m in messages if q.registration.is_user_in_namespace(m[0])]) for q in queues]
+        wanted = [(q, mine) for q, mine in wanted if mine]
+        if not wanted:
+            return
+        acquired = self._to_device_lock.acquire()  # in call order
+
+        async def route() -> None:
+            await acquired
+            try:
+                devices: dict[str, list[str]] = {}
+                for queue, mine in wanted:
+                    for user_id, device_id, content in mine:
+                        if user_id not in devices:
+                            devices[user_id] = [d.device_id for d in await self._hs.devices.get_devices(user_id)]
+                        # As the inbox stored them: '*' is every device, unknown ones are dropped.
+                        targets = devices[user_id] if device_id == "*" else \
+                            [device_id] if device_id in devices[user_id] else []
+                        for target in targets:
+                            self._add_to_device(queue, {"type": event_type, "sender": sender, "content": content,
+                                                        "to_user_id": user_id, "to_device_id": target})
+            finally:
+                self._to_device_lock.release()
+        self._track(defer.ensureDeferred(route()), "to-device routing")
+
+    def _add_to_device(self, queue: _Queue, message: dict) -> None:
+        if self._stopped:
+            return
+        queue.to_device.append(message)
+        if len(queue.to_device) > MAX_QUEUED_TO_DEVICE:
+            log.info("dropped the oldest to-device messages waiting for {service}", service=queue.registration.id)
+            del queue.to_device[:-MAX_QUEUED_TO_DEVICE]
+        self._wake(queue.registration.id)
 
     def _ephemeral_queues(self) -> list[_Queue]:
         if self._stopped:
@@ -265,13 +317,14 @@ class ApplicationServiceSender:
                     break  # queue what arrived meanwhile, then go on pushing
 
     async def _queue_new(self, queue: _Queue) -> None:
-        """Turn the events after the position (and the waiting ephemeral events) into
-        stored transactions."""
+        """Turn the events after the position (and the waiting ephemeral events and
+        to-device messages) into stored transactions."""
         registration = queue.registration
         while not self._stopped:
             rows = await self.store.events_after(queue.position, MAX_EVENTS_PER_TRANSACTION)
             ephemeral = queue.ephemeral[:MAX_EPHEMERAL_PER_TRANSACTION]
-            if not rows and not ephemeral:
+            to_device = queue.to_device[:MAX_TO_DEVICE_PER_TRANSACTION]
+            if not rows and not ephemeral and not to_device:
                 return
             loaded = await self._hs.events.get_events([event_id for _, event_id in rows])
             cache: dict = {}
@@ -282,20 +335,25 @@ class ApplicationServiceSender:
                 if event is not None and await self._interested(registration, event, cache):
                     chosen.append(client_event(event, now))
             position = rows[-1][0] if rows else queue.position
-            if chosen or ephemeral:
+            if chosen or ephemeral or to_device:
                 body: dict = {"events": chosen}
                 if registration.receive_ephemeral and ephemeral:
                     # The stable key and MSC2409's (older bridges read only that one).
                     body["ephemeral"] = ephemeral
                     body["de.sorunome.msc2409.ephemeral"] = ephemeral
+                if registration.receive_to_device and to_device:
+                    body["de.sorunome.msc2409.to_device"] = to_device
+                    body["org.matrix.msc2409.to_device"] = to_device
                 txn_id = await self.store.queue_transaction(registration.id, position, body, now)
                 del queue.ephemeral[:len(ephemeral)]
-                log.debug("queued transaction {txn_id} for {service}: {events} events, {ephemeral} ephemeral",
-                          txn_id=txn_id, service=registration.id, events=len(chosen), ephemeral=len(ephemeral))
+                del queue.to_device[:len(to_device)]
+                log.debug("queued transaction {txn_id} for {service}: {events} events, {ephemeral} ephemeral,"
+                          " {to_device} to-device", txn_id=txn_id, service=registration.id, events=len(chosen),
+                          ephemeral=len(ephemeral), to_device=len(to_device))
             elif rows:
                 await self.store.advance_position(registration.id, position)
             queue.position = max(queue.position, position)
-            if len(rows) < MAX_EVENTS_PER_TRANSACTION and not queue.ephemeral:
+            if len(rows) < MAX_EVENTS_PER_TRANSACTION and not queue.ephemeral and not queue.to_device:
                 return
 
     async def _push(self, queue: _Queue, txn_id: int, body: dict) -> bool:

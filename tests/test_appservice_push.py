@@ -20,7 +20,8 @@ HS_TOKEN = "hs-token-secret"
 AS_TOKEN = "as-token-secret"
 
 
-def registration_yaml(service_id: str, url: str, *, suffix: str = "", ephemeral: bool = False) -> str:
+def registration_yaml(service_id: str, url: str, *, suffix: str = "", ephemeral: bool = False,
+                      to_device: bool = False) -> str:
     return f"""
 id: {service_id}
 url: {url}
@@ -29,6 +30,7 @@ hs_token: {HS_TOKEN}{suffix}
 sender_localpart: {service_id}bot
 rate_limited: false
 receive_ephemeral: {'true' if ephemeral else 'false'}
+org.matrix.msc2409.push_to_device: {'true' if to_device else 'false'}
 namespaces:
   users:
     - regex: "@_bridge_.*"
@@ -43,7 +45,7 @@ namespaces:
 class AppServiceTestBase:
     """Starts fake services before the homeserver, which reads their registrations."""
 
-    services: tuple = (("bridge", False),)   # (id, receive_ephemeral)
+    services: tuple = (("bridge", False),)   # (id, receive_ephemeral[, receive_to_device])
 
     @inline
     async def setUp(self):
@@ -51,7 +53,7 @@ class AppServiceTestBase:
         base = os.path.abspath(self.mktemp())
         os.makedirs(base)
         files = []
-        for index, (service_id, ephemeral) in enumerate(self.services):
+        for index, (service_id, ephemeral, *to_device) in enumerate(self.services):
             fake = FakeAppService()
             fake.start()
             self.addCleanup(lambda fake=fake: defer.ensureDeferred(fake.stop()))
@@ -59,7 +61,7 @@ class AppServiceTestBase:
             path = os.path.join(base, f"{service_id}.yaml")
             with open(path, "w") as handle:
                 handle.write(registration_yaml(service_id, fake.url, suffix="" if index == 0 else f"-{index}",
-                                               ephemeral=ephemeral))
+                                               ephemeral=ephemeral, to_device=bool(to_device and to_device[0])))
             files.append(path)
         self.fake = self.fakes[self.services[0][0]]
         self.config_overrides = {"appservice": {"config_files": files}}
@@ -324,6 +326,61 @@ class EphemeralTests(AppServiceTestBase):
             self.assertEqual(entry["auth"], f"Bearer {HS_TOKEN}-1".encode())
 
 
+class ToDeviceTests(AppServiceTestBase):
+    services = (("bridge", False, True), ("quiet", False, False))
+
+    @inline
+    async def test_to_device_messages_for_the_namespace_with_receive_to_device(self):
+        quiet = self.fakes["quiet"]
+        status, body = await self.request("POST", "/_matrix/client/v3/register",
+                                          {"type": "m.login.application_service", "username": "_bridge_bob",
+                                           "device_id": "GHOSTDEV"}, token=AS_TOKEN)
+        self.assertEqual(status, 200, body)
+        ghost, ghost_token = body["user_id"], body["access_token"]
+        alice, alice_token = await self.user("alice")
+        carol = (await self.register("carol"))["user_id"]
+        path = "/_matrix/client/v3/sendToDevice"
+        # Outside the namespace first: routed (and dropped) before the ghost's message.
+        await self.ok("PUT", f"{path}/m.room_key_request/t1", {"messages": {carol: {"*": {"secret": "carol"}}}},
+                      token=alice_token)
+        await self.ok("PUT", f"{path}/m.room.encrypted/t2",
+                      {"messages": {ghost: {"GHOSTDEV": {"ciphertext": "one"}, "NOSUCHDEV": {"ciphertext": "x"}}}},
+                      token=alice_token)
+        # A repeated transaction ID sends nothing again.
+        await self.ok("PUT", f"{path}/m.room.encrypted/t2",
+                      {"messages": {ghost: {"GHOSTDEV": {"ciphertext": "one"}}}}, token=alice_token)
+        await self.ok("PUT", f"{path}/m.room.encrypted/t3", {"messages": {ghost: {"*": {"ciphertext": "two"}}}},
+                      token=alice_token)
+
+        def delivered(fake):
+            return [m for _, body in fake.transactions() for m in body.get("org.matrix.msc2409.to_device", [])]
+        messages = await wait_until(lambda: len(delivered(self.fake)) >= 2 and delivered(self.fake),
+                                    "the to-device messages")
+        expected = [{"type": "m.room.encrypted", "sender": alice, "content": {"ciphertext": "one"},
+                     "to_user_id": ghost, "to_device_id": "GHOSTDEV"},
+                    {"type": "m.room.encrypted", "sender": alice, "content": {"ciphertext": "two"},
+                     "to_user_id": ghost, "to_device_id": "GHOSTDEV"}]
+        self.assertEqual(messages, expected)
+        # Both keys carry them (older bridges read the de.sorunome one).
+        self.assertEqual([m for _, body in self.fake.transactions()
+                          for m in body.get("de.sorunome.msc2409.to_device", [])], expected)
+        for entry in self.fake.requests:
+            self.assertTrue(entry["path"].startswith("/_matrix/app/v1/transactions/"), entry["path"])
+        # The messages are still in the ghost's inbox for /sync.
+        status, sync = await self.request("GET", "/_matrix/client/v3/sync", token=ghost_token)
+        self.assertEqual(status, 200, sync)
+        self.assertEqual([e["content"] for e in sync["to_device"]["events"]],
+                         [{"ciphertext": "one"}, {"ciphertext": "two"}])
+        # The service without the flag gets none, though the ghost is in its namespace too.
+        room_id = await self.room_with_ghost(alice_token, ghost_token, ghost)
+        event_id = await self.send(room_id, alice_token, "after the to-device messages")
+        await wait_until(lambda: event_id in [e["event_id"] for e in quiet.delivered_events()],
+                         "the message at the quiet service")
+        for _, body in quiet.transactions():
+            self.assertNotIn("org.matrix.msc2409.to_device", body)
+            self.assertNotIn("de.sorunome.msc2409.to_device", body)
+
+
 class QueryTests(AppServiceTestBase):
     @inline
     async def test_user_query_lets_the_service_create_the_user(self):
@@ -453,6 +510,14 @@ class QueuePostgresTests(QueueTests, HomeserverTestCase):
 
 class EphemeralSqliteTests(EphemeralTests, HomeserverTestCase):
     engine = "sqlite"
+
+
+class ToDeviceSqliteTests(ToDeviceTests, HomeserverTestCase):
+    engine = "sqlite"
+
+
+class ToDevicePostgresTests(ToDeviceTests, HomeserverTestCase):
+    engine = "postgres"
 
 
 class QuerySqliteTests(QueryTests, HomeserverTestCase):

@@ -75,6 +75,22 @@ class ParseTests(unittest.TestCase):
         self.assertTrue(reg.rate_limited)
         self.assertIsNone(reg.url)
 
+    def test_receive_to_device_from_either_key(self):
+        self.assertFalse(parse_registration_text(GOOD, SERVER, "r.yaml").receive_to_device)
+        for key in ("receive_to_device", "org.matrix.msc2409.push_to_device"):
+            reg = parse_registration_text(GOOD + f"{key}: true\n", SERVER, "r.yaml")
+            self.assertTrue(reg.receive_to_device, key)
+            reg = parse_registration_text(GOOD + f"{key}: false\n", SERVER, "r.yaml")
+            self.assertFalse(reg.receive_to_device, key)
+        # The stable key wins when both are given.
+        both = GOOD + "receive_to_device: false\norg.matrix.msc2409.push_to_device: true\n"
+        self.assertFalse(parse_registration_text(both, SERVER, "r.yaml").receive_to_device)
+
+    def test_receive_to_device_must_be_a_boolean(self):
+        for key in ("receive_to_device", "org.matrix.msc2409.push_to_device"):
+            self.assertRefused(GOOD + f"{key}: 'yes'\n", key)
+            self.assertRefused(GOOD + f"{key}: 1\n", key)
+
     def assertRefused(self, text: str, *fragments: str):
         with self.assertRaises(RegistrationError) as caught:
             parse_registration_text(text, SERVER, "/etc/drocsid/bridge.yaml")

@@ -33,6 +33,20 @@ class ToDeviceHandler:
         self._load_stream_positions = load_stream_positions
         # (destination server, m.direct_to_device EDU content): set when federating.
         self.remote_sender: Callable[[str, dict], None] | None = None
+        self._listeners: list[Callable[[str, str, list[tuple[str, str, dict]]], None]] = []
+
+    def add_listener(self, listener: Callable[[str, str, list[tuple[str, str, dict]]], None]) -> None:
+        """``listener(sender, event_type, messages)`` after messages for local users are
+        stored (``messages``: ``(user, device ID or '*', content)``); not for a repeated
+        transaction ID."""
+        self._listeners.append(listener)
+
+    def _tell_listeners(self, sender: str, event_type: str, messages: list[tuple[str, str, dict]]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(sender, event_type, messages)
+            except Exception:
+                log.failure("to-device listener failed")
 
     async def send(self, sender: str, sender_device: str, event_type: str, txn_id: str, body: dict) -> None:
         """Queue the messages of one /sendToDevice request; a repeated txn_id of the
@@ -55,6 +69,8 @@ class ToDeviceHandler:
         positions = await self._store.send(sender, sender_device, txn_id, event_type, local, self._clock.time_ms())
         for user_id, position in (positions or {}).items():
             self._notifier.on_user_stream("to_device", position, user_id)
+        if positions is not None and local:
+            self._tell_listeners(sender, event_type, local)
         if positions is None or not remote:
             return  # a repeated txn_id: the first request sent to the other servers
         if self.remote_sender is None:
@@ -74,6 +90,8 @@ class ToDeviceHandler:
         positions = await self._store.send(sender, "", message_id, event_type, messages, self._clock.time_ms())
         for user_id, position in (positions or {}).items():
             self._notifier.on_user_stream("to_device", position, user_id)
+        if positions is not None and messages:
+            self._tell_listeners(sender, event_type, messages)
 
     async def sync_section(self, user_id: str, device_id: str, since: StreamToken | None,
                            token: StreamToken) -> tuple[dict, bool]:
