@@ -9,9 +9,12 @@ naming the file and the field, with exit status 1.
 from __future__ import annotations
 
 import hmac
+import re
+import secrets
 from pathlib import Path
 
-from appservice.registration import Registration, RegistrationError, check_unique, parse_registration_text
+from appservice.registration import (Registration, RegistrationError, check_unique, parse_registration,
+                                     parse_registration_text)
 
 
 def registration_paths(config) -> list[Path]:
@@ -80,3 +83,18 @@ def check_alias_not_claimed(registrations: list[Registration], alias: str, appse
     for registration in registrations:
         if registration.id != appservice_id and registration.claims_alias(alias):
             raise MatrixError(400, "M_EXCLUSIVE", "This room alias is reserved by an application service")
+
+
+WEBHOOKS_SERVICE_ID = "io.drocsid.webhooks"
+
+
+def webhook_registration(server_name: str) -> Registration:
+    """The homeserver's own service for /api/v1 webhooks: their virtual users
+    (``@_webhook_<id>``) sit in an exclusive users namespace like a bridge's ghosts, so
+    nobody registers one and they show as bots. It receives nothing (``url`` null) and its
+    tokens are random for each process: only the homeserver acts for it."""
+    return parse_registration({
+        "id": WEBHOOKS_SERVICE_ID, "url": None, "as_token": secrets.token_urlsafe(32),
+        "hs_token": secrets.token_urlsafe(32), "sender_localpart": "_webhooks",
+        "namespaces": {"users": [{"regex": "@_webhook_.*:" + re.escape(server_name), "exclusive": True}]},
+    }, server_name, "built-in webhooks service")

@@ -17,7 +17,7 @@ from homeserver.client import (account, capabilities, directory, keys, login, me
                                registration, relations, room_activity, rooms, sync, user_data, versions)
 from homeserver.client import discovery, presence
 from homeserver.client import appservice_ping
-from appservice.loading import create_sender_users, load_registrations
+from appservice.loading import create_sender_users, load_registrations, webhook_registration
 from homeserver.clock import Clock
 from homeserver.handlers.accounts import AccountHandler
 from homeserver.handlers.auth import Authenticator
@@ -81,7 +81,7 @@ class Homeserver:
         self.clock = Clock(reactor)
 
         # Application-service registrations: an invalid one stops the start (a ValueError).
-        self.appservices = load_registrations(config)
+        self.appservices = load_registrations(config) + [webhook_registration(config.server_name)]
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.signing_key = load_or_create_signing_key(config.signing_key_path)
         self.db = DatabasePool.from_url(reactor, config.database_url, config.database.max_connections)

@@ -23,8 +23,6 @@ def validate_new_localpart(localpart: str, server_name: str) -> str:
                           "User name may only contain a-z, 0-9, '.', '_', '=', '-', '/' and '+'")
     if len(user_id_for(localpart, server_name)) > MAX_USER_ID_LENGTH:
         raise MatrixError(400, "M_INVALID_USERNAME", "User ID is longer than 255 characters")
-    if localpart.startswith("_webhook_"):  # the webhooks' virtual users (homeserver.drocsid.webhooks)
-        raise MatrixError(400, "M_EXCLUSIVE", "User IDs starting with '_webhook_' are reserved")
     return localpart
 
 

@@ -39,6 +39,7 @@ class WebhookTests(WebhookHelpers):
         self.assertRegex(hook["token"], r"^[A-Za-z0-9_-]{68}$")
         self.assertEqual(hook["user_id"], f"@_webhook_{hook['id']}:{self.hs.config.server_name}")
         self.assertRegex(hook["created_at"], r"^\d{4}-\d\d-\d\dT")
+        self.assertEqual((await self.hs.users.get_user(hook["user_id"])).appservice_id, "io.drocsid.webhooks")
 
         # The token is shown once: listings and reads leave it out.
         listed = await self.ok("GET", self.hooks(channel), token=token)
@@ -101,6 +102,10 @@ class WebhookTests(WebhookHelpers):
             "username": "_webhook_0123456789abcdef01234567", "password": "correct horse battery",
             "auth": {"type": "m.login.dummy"}})
         self.assertEqual((status, body.get("errcode")), (400, "M_EXCLUSIVE"), body)
+        # The homeserver's own application service owns the namespace, as a bridge owns its ghosts.
+        service = next(r for r in self.hs.appservices if r.id == "io.drocsid.webhooks")
+        self.assertTrue(service.claims_user("@_webhook_anything:" + self.hs.config.server_name))
+        self.assertIsNone(service.url)
 
     @inline
     async def test_execute_with_overrides(self):

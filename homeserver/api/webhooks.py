@@ -10,6 +10,7 @@ says nothing about which webhooks exist. Executions are rate limited per webhook
 
 from __future__ import annotations
 
+from appservice.loading import WEBHOOKS_SERVICE_ID
 from homeserver.api.channels import channel_for
 from homeserver.api.routes import ApiCall, ApiRoutes
 from homeserver.api.servers import member_server, require
@@ -137,7 +138,7 @@ def register(api: ApiRoutes, hs) -> None:
             record = WebhookRecord(webhook_id, server.room_id, channel.room_id, user_id,
                                    hooks.webhook_user_id(webhook_id, hs.config.server_name), body["name"],
                                    body.get("avatar_url"), hooks.hash_token(token), hs.clock.time_ms())
-            if await store.create(record):
+            if await store.create(record, WEBHOOKS_SERVICE_ID):
                 break
         else:
             raise MatrixError(500, "M_UNKNOWN", "Could not allocate a webhook ID")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from appservice.loading import WEBHOOKS_SERVICE_ID
 from homeserver.http.errors import MatrixError, forbidden
 from homeserver.http.request import field, parse_json_object
 from homeserver.http.router import CLIENT_PREFIX, CLIENT_V1_PREFIX, Router
@@ -28,7 +29,7 @@ def register_routes(router: Router, hs) -> None:
 
     async def login_flows(request):
         flows = [{"type": PASSWORD_LOGIN}]
-        if hs.appservices:
+        if any(r.id != WEBHOOKS_SERVICE_ID for r in hs.appservices):  # a configured service, not ours
             flows.append({"type": APPSERVICE_LOGIN})
         return 200, {"flows": flows}
 

@@ -35,10 +35,12 @@ class WebhookStore:
     def __init__(self, db: DatabasePool):
         self.db = db
 
-    async def create(self, record: WebhookRecord) -> bool:
-        """Insert the webhook and its virtual user; False if either ID is already taken."""
+    async def create(self, record: WebhookRecord, appservice_id: str | None = None) -> bool:
+        """Insert the webhook and its virtual user (owned by ``appservice_id``); False if
+        either ID is already taken."""
         def txn_func(txn: Transaction) -> bool:
-            if not user_sql.insert_user_txn(txn, record.user_id, None, record.created_at):
+            if not user_sql.insert_user_txn(txn, record.user_id, None, record.created_at,
+                                            appservice_id=appservice_id):
                 return False
             txn.execute(f"INSERT INTO webhooks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                         " ON CONFLICT (id) DO NOTHING",
