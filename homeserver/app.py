@@ -159,6 +159,7 @@ class Homeserver:
         from appservice.sender import ApplicationServiceSender
         self.appservice_client = ApplicationServiceClient(reactor, self.clock)
         self.appservice_sender = ApplicationServiceSender(self)
+        self.auth.on_appservice_seen = self.appservice_sender.on_service_seen
         appservice_queries.attach(self)
 
         self.router = Router()

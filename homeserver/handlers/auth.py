@@ -87,6 +87,8 @@ class Authenticator:
         self._appservices = list(appservices)
         self._server_name = server_name
         self._last_seen_written: dict[tuple[str, str], int] = {}
+        # (service ID) -> None: told whenever a service authenticates (the sender's backoff).
+        self.on_appservice_seen = None
 
     async def authenticate(self, request: server.Request) -> Requester:
         """The requester, or 401 M_MISSING_TOKEN / M_UNKNOWN_TOKEN."""
@@ -128,6 +130,8 @@ class Authenticator:
     async def _appservice_requester(self, request: server.Request, registration, token_hash: str) -> Requester:
         """An application service acts as its sender, or as ``?user_id=`` (a registered
         user of its users namespace), on ``?device_id=`` when given (created if new)."""
+        if self.on_appservice_seen is not None:
+            self.on_appservice_seen(registration.id)  # it is up: its queued transactions go now
         user_id = _query_arg(request, b"user_id") or registration.sender
         if user_id != registration.sender:
             _, _, server_name = user_id.partition(":")
