@@ -17,7 +17,7 @@ from homeserver.client import (account, capabilities, directory, keys, login, me
                                registration, relations, room_activity, rooms, sync, user_data, versions)
 from homeserver.client import discovery, presence
 from homeserver.client import appservice_ping
-from appservice.loading import create_sender_users, load_registrations, webhook_registration
+from appservice.loading import WEBHOOKS_SERVICE_ID, create_sender_users, load_registrations, webhook_registration
 from homeserver.clock import Clock
 from homeserver.handlers.accounts import AccountHandler
 from homeserver.handlers.auth import Authenticator
@@ -216,7 +216,9 @@ class Homeserver:
         await self.e2e_keys.load_stream_positions()
         # Clients retry a send for minutes at most; a day of transaction IDs covers that.
         await self.event_sender.load_recent_transactions(self.clock.time_ms() - 24 * 3600 * 1000)
-        for sender in await create_sender_users(self.db, self.appservices, self.clock.time_ms()):
+        # The built-in webhooks service never acts as its sender: no account for it.
+        configured = [r for r in self.appservices if r.id != WEBHOOKS_SERVICE_ID]
+        for sender in await create_sender_users(self.db, configured, self.clock.time_ms()):
             log.info("created application service sender {user_id}", user_id=sender)
         await self.gateway.start()
         await self.appservice_sender.start()
