@@ -204,9 +204,6 @@ class DmPostgresTests(DmTests, HomeserverTestCase):
 class FederatedDmTests(TwoServerTestCase):
     """A DM with a user of another instance: an is_direct invite they accept by opening the DM."""
 
-    async def call(self, peer, method, path, token, body=None):
-        return await self.ok(peer, method, API + path, body, token)
-
     @inline
     async def test_remote_dm(self):
         dm = await self.call(self.a, "POST", "/dms", self.alice, {"recipient_id": self.bob_id})

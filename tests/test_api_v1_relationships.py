@@ -185,9 +185,6 @@ class RelationshipPostgresTests(RelationshipTests, HomeserverTestCase):
 class FederatedFriendTests(TwoServerTestCase):
     """Friend requests between two instances travel as the io.drocsid.friend_request EDU."""
 
-    async def call(self, peer, method, path, token, body=None):
-        return await self.ok(peer, method, API + path, body, token)
-
     async def wait_relationships(self, peer, token, expected, what):
         async def probe():
             found = {r["user_id"]: r["type"] for r in await self.call(peer, "GET", "/relationships", token)}

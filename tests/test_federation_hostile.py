@@ -10,26 +10,20 @@ import json
 import treq
 from signedjson.key import generate_signing_key
 from twisted.internet import reactor
-from twisted.trial import unittest
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.http_headers import Headers
 
 from homeserver.events.builder import build_event
 from homeserver.events.signing import sign_event
-from tests.support.federation import path_id, start_peers
+from tests.support.federation import TwoServerTestCase, path_id
 from tests.support.server import inline
 from tests.support.synapse import TrustAnything
 
 
-class HostileServerTests(unittest.TestCase):
-    engine = "sqlite"
-    timeout = 120
-
+class HostileServerTests(TwoServerTestCase):
     @inline
     async def setUp(self):
-        self.a, self.b = await start_peers(self, 2, self.engine)
-        self.alice = await self.a.register("alice")
-        self.bob = await self.b.register("bob")
+        await super().setUp()
         self.room_id = await self.a.create_room(self.alice, preset="public_chat")
         status, body = await self.b.join(self.bob, self.room_id, via=[self.a.server_name])
         self.assertEqual(status, 200, body)

@@ -6,27 +6,12 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from twisted.trial import unittest
-
 from tests.support.api import API, V3, q
-from tests.support.federation import start_peers
+from tests.support.federation import TwoServerTestCase
 from tests.support.server import inline
 
 
-class CrossInstanceInviteTests(unittest.TestCase):
-    engine = "sqlite"
-    timeout = 120
-
-    @inline
-    async def setUp(self):
-        self.a, self.b = await start_peers(self, 2, self.engine)
-        self.alice = await self.a.register("alice")
-
-    async def ok(self, peer, method, path, body=None, token=None):
-        status, answer = await peer.request(method, path, body, token=token)
-        self.assertEqual(status, 200, answer)
-        return answer
-
+class CrossInstanceInviteTests(TwoServerTestCase):
     def assertError(self, result, status, errcode):
         got_status, body = result
         self.assertEqual((got_status, body.get("errcode")), (status, errcode), body)
@@ -47,8 +32,7 @@ class CrossInstanceInviteTests(unittest.TestCase):
         self.assertError(await self.b.request("GET", f"{API}/invites/ABCDEFGHJKLM?server={a_name}"),
                          404, "M_NOT_FOUND")
 
-        bob = await self.b.register("bob")
-        bob_id = self.b.user_id("bob")
+        bob, bob_id = self.bob, self.bob_id
         joined = await self.ok(self.b, "POST", f"{API}/invites/{code}?server={a_name}", token=bob)
         self.assertEqual(joined["id"], space)
         self.assertEqual([c["id"] for c in joined["channels"]], [general])

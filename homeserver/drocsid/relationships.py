@@ -166,21 +166,21 @@ async def send_request(hs, user_id: str, target: str) -> str:
             return current
         if current == INCOMING:
             return await _accept(hs, user_id, target)
-        await _set(hs, user_id, target, OUTGOING)
-        if is_local(hs, target):
-            await _set(hs, target, user_id, INCOMING)
-        else:
-            _tell_remote(hs, user_id, target, "request")
-        return OUTGOING
+        return await _set_both(hs, user_id, target, OUTGOING, INCOMING, "request")
 
 
 async def _accept(hs, user_id: str, target: str) -> str:
-    await _set(hs, user_id, target, FRIEND)
+    return await _set_both(hs, user_id, target, FRIEND, FRIEND, "accept")
+
+
+async def _set_both(hs, user_id: str, target: str, mine: str, theirs: str, action: str) -> str:
+    """The user's side; the target's too when they are ours, else told to their server."""
+    await _set(hs, user_id, target, mine)
     if is_local(hs, target):
-        await _set(hs, target, user_id, FRIEND)
+        await _set(hs, target, user_id, theirs)
     else:
-        _tell_remote(hs, user_id, target, "accept")
-    return FRIEND
+        _tell_remote(hs, user_id, target, action)
+    return mine
 
 
 async def accept(hs, user_id: str, target: str) -> str:

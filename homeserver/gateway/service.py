@@ -159,14 +159,21 @@ class Gateway:
         connection.send_text(encode(INVALID_SESSION, False))
         connection.close(CLOSE_AUTHENTICATION_FAILED, "authentication failed")
 
+    async def _owner_or_refuse(self, connection, token):
+        """(user ID, device ID) of the token; None when the socket closed meanwhile or the
+        token is refused (then INVALID_SESSION and the close are sent)."""
+        owner = await self._authenticate(token)
+        if connection.closing:
+            return None
+        if owner is None:
+            self._refuse(connection)
+        return owner
+
     async def identify(self, connection, d) -> None:
         if not isinstance(d, dict):
             raise FrameError(CLOSE_INVALID_PAYLOAD, "IDENTIFY needs an object")
-        owner = await self._authenticate(d.get("token"))
-        if connection.closing:
-            return
+        owner = await self._owner_or_refuse(connection, d.get("token"))
         if owner is None:
-            self._refuse(connection)
             return
         user_id, device_id = owner
         if not self._make_room_for(user_id):
@@ -209,11 +216,8 @@ class Gateway:
         if not isinstance(d, dict) or not isinstance(d.get("session_id"), str) \
                 or not isinstance(d.get("seq"), int) or isinstance(d.get("seq"), bool):
             raise FrameError(CLOSE_INVALID_PAYLOAD, "RESUME needs token, session_id and seq")
-        owner = await self._authenticate(d.get("token"))
-        if connection.closing:
-            return
+        owner = await self._owner_or_refuse(connection, d.get("token"))
         if owner is None:
-            self._refuse(connection)
             return
         seq = d["seq"]
         session = self.registry.get(d["session_id"])

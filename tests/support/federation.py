@@ -244,3 +244,7 @@ class TwoServerTestCase(unittest.TestCase):
         status, answer = await peer.request(method, path, body, token=token, **kwargs)
         self.assertEqual(status, 200, answer)
         return answer
+
+    async def call(self, peer, method: str, path: str, token: str, body=None):
+        """``ok`` for a path under /api/v1."""
+        return await self.ok(peer, method, "/api/v1" + path, body, token)
