@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JS_DIR := tests/interop/js
 JS_STAMP := $(JS_DIR)/node_modules/.installed
+# playwright-core for the web client's browser tests (they drive Debian's /usr/bin/chromium).
+E2E_DIR := tests/e2e
+E2E_STAMP := $(E2E_DIR)/node_modules/.installed
 # Synapse for the federation interoperability tests, in its own virtualenv so that its
 # pinned dependencies stay out of .venv (tests/support/synapse.py runs it from here).
 SYNAPSE_VENV := .venv-synapse
@@ -33,6 +36,10 @@ $(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
 	cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(JS_STAMP)
 
+$(E2E_STAMP): $(E2E_DIR)/package.json $(E2E_DIR)/package-lock.json
+	cd $(E2E_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(E2E_STAMP)
+
 # Installs from prebuilt wheels (Synapse's is abi3, CPython >= 3.10): no Rust toolchain,
 # no libpq (the tests use SQLite). The stamp names the series, so bumping it reinstalls.
 $(SYNAPSE_STAMP):
@@ -44,7 +51,7 @@ synapse: $(SYNAPSE_STAMP)
 
 # The whole suite with twisted trial, two workers. PostgreSQL must be reachable at
 # 127.0.0.1:5432 as user postgres (override with DROCSID_TEST_POSTGRES).
-test: $(STAMP) $(JS_STAMP) $(SYNAPSE_STAMP)
+test: $(STAMP) $(JS_STAMP) $(E2E_STAMP) $(SYNAPSE_STAMP)
 	$(BIN)/python -m twisted.trial -j2 tests
 
 clean:

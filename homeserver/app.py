@@ -172,7 +172,12 @@ class Homeserver:
         self.push_rules.add_change_listener(self._push_rules_changed)
         from homeserver.gateway import ClientRoot, Gateway
         self.gateway = Gateway(self)
-        self.site = build_site(ClientRoot(self.router, self.gateway), config, reactor)
+        web_client = None
+        if config.web_client.enabled:
+            from homeserver.webclient import WebClient
+            static_dir = config.web_client.static_dir
+            web_client = WebClient(static_dir, reload=True) if static_dir else WebClient()
+        self.site = build_site(ClientRoot(self.router, self.gateway, web_client), config, reactor)
         self.client_port = None
         self._federation_port = None
         self._federation_site = None

@@ -123,6 +123,11 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "resume_window_secs": _opt("int", 300, "How long after a disconnect a gateway session may be resumed."),
         "max_sessions_per_user": _opt("int", 16, "Concurrent gateway sessions one user may hold."),
     },
+    "web_client": {
+        "enabled": _opt("bool", True, "Serve the Drocsid web client at `/` on the client listener."),
+        "static_dir": _opt("str", "", "Serve the client from this directory instead of the built-in one"
+                           " (read afresh on every request: for working on the client)."),
+    },
     "logging": {
         "level": _opt("str", "info", "debug, info, warn or error."),
         "format": _opt("str", "json", "`json` (one object a line) or `text`."),

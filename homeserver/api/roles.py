@@ -45,6 +45,9 @@ MEMBER_SCHEMA = {
         "role_ids": {"type": "array", "items": {"type": "string"}, "description": "Highest first; no @everyone"},
         "user": {"type": "object", "properties": {"id": {"type": "string"},
                                                   "display_name": {"type": ["string", "null"]}}},
+        "status": {"type": "string", "enum": ["online", "idle", "dnd", "offline"],
+                   "description": "Presence, as PRESENCE_UPDATE gives it (invisible is offline)"},
+        "custom_status": {"type": ["string", "null"]},
     },
 }
 

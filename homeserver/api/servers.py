@@ -89,6 +89,17 @@ def require(bits: int, permission: int, name: str) -> None:
         raise forbidden(f"Missing permission {name}")
 
 
+PERMISSIONS_SCHEMA = {
+    "type": "object", "required": ["server_id", "permissions", "channels"],
+    "properties": {
+        "server_id": {"type": "string"},
+        "permissions": {"type": "string", "description": "Server-level bits (decimal)"},
+        "channels": {"type": "object", "additionalProperties": {"type": "string"},
+                     "description": "Channel ID -> the bits there, after overwrites"},
+    },
+}
+
+
 def register(api: ApiRoutes, hs) -> None:
     api.schema("Channel", CHANNEL_SCHEMA)
     server_ref = api.schema("Server", SERVER_SCHEMA)
@@ -111,6 +122,15 @@ def register(api: ApiRoutes, hs) -> None:
         user_id = call.requester.user_id
         server = await member_server(hs, call.params["server_id"], user_id)
         return 200, server.to_json(user_id, with_channels=True)
+
+    async def my_permissions(call: ApiCall):
+        # What the caller may do, so a client can offer only what will be allowed; the
+        # server still checks every request.
+        user_id = call.requester.user_id
+        server = await member_server(hs, call.params["server_id"], user_id)
+        channels = {c.room_id: str(server.channel_permissions(user_id, c)) for c in server.visible_channels(user_id)}
+        return 200, {"server_id": server.room_id, "permissions": str(server.permissions(user_id)),
+                     "channels": channels}
 
     async def patch(call: ApiCall):
         user_id = call.requester.user_id
@@ -151,6 +171,11 @@ def register(api: ApiRoutes, hs) -> None:
             response={"type": "array", "items": server_ref})
     api.add("GET", "/servers/{server_id}", get, tag="servers", summary="A server, with the channels the user may view",
             response=server_ref, description="403 M_FORBIDDEN for non-members; 404 M_NOT_FOUND for unknown servers.")
+    api.add("GET", "/servers/{server_id}/permissions/@me", my_permissions, tag="servers",
+            summary="The caller's permission bits in the server and in each channel they may view",
+            response=PERMISSIONS_SCHEMA,
+            description="Decimal strings, as role permissions are. For clients to offer only what is allowed; "
+                        "every request is still checked.")
     api.add("PATCH", "/servers/{server_id}", patch, tag="servers", summary="Edit a server's name, description, icon",
             request=PATCH_BODY, response=server_ref, description="Needs MANAGE_SERVER.")
     api.add("POST", "/servers/{server_id}/icon", upload_icon, tag="servers", summary="Upload a server's icon",

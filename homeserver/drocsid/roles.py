@@ -37,6 +37,7 @@ from twisted.logger import Logger
 
 from homeserver.api.users import iso_timestamp
 from homeserver.drocsid import permissions as perms
+from homeserver.drocsid.presence import from_matrix_presence
 from homeserver.drocsid.server_state import Channel, Server, load_server, server_of_channel
 from homeserver.drocsid.servers import _send_as
 from homeserver.events.auth_rules import creators
@@ -115,14 +116,21 @@ async def members_json(hs, server: Server, user_ids: list[str]) -> list[dict]:
     head = await hs.room_heads.get(server.room_id)
     event_ids = {u: head.state.get(("m.room.member", u)) for u in user_ids} if head is not None else {}
     events = await hs.events.get_events([e for e in event_ids.values() if e])
+    presence = {row.user_id: row for row in await hs.presence_store.get(user_ids)} if user_ids else {}
     answer = []
     for user_id in user_ids:
         event = events.get(event_ids.get(user_id))
         name = event.content.get("displayname") if event is not None else None
-        answer.append(member_json(
+        member = member_json(
             server.room_id, user_id, role_ids=held_roles(server, user_id), nickname=nickname_of(server, user_id),
             joined_at_ms=event.origin_server_ts if event is not None else None,
-            display_name=name if isinstance(name, str) else user_id[1:].split(":", 1)[0]))
+            display_name=name if isinstance(name, str) else user_id[1:].split(":", 1)[0])
+        # Presence as the gateway's PRESENCE_UPDATE gives it (invisible reads as offline).
+        row = presence.get(user_id)
+        status, custom = from_matrix_presence(row.state, row.status_msg) if row is not None else ("offline", None)
+        member["status"] = "offline" if status == "invisible" else status
+        member["custom_status"] = custom
+        answer.append(member)
     return answer
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from homeserver import webclient
 from homeserver.gateway.service import Gateway
 from homeserver.http.errors import MatrixError
 from homeserver.http.site import write_json_error
@@ -25,18 +26,21 @@ __all__ = ["ClientRoot", "Gateway"]
 
 
 class ClientRoot(Resource):
-    """The client listener's root: ``/gateway`` upgrades to the WebSocket, everything
-    else goes to the router."""
+    """The client listener's root: ``/gateway`` upgrades to the WebSocket, the web
+    client's paths go to the web client, everything else to the router."""
 
     isLeaf = True
 
-    def __init__(self, router: Resource, gateway: Gateway):
+    def __init__(self, router: Resource, gateway: Gateway, web_client: Resource | None = None):
         super().__init__()
         self._router = router
         self._gateway = gateway
+        self._web_client = web_client
 
     def render(self, request):
         if request.path != GATEWAY_PATH:
+            if self._web_client is not None and webclient.owns(request.path):
+                return self._web_client.render(request)
             return self._router.render(request)
         upgrade = (request.getHeader(b"Upgrade") or b"").lower()
         if upgrade != b"websocket":
