@@ -65,6 +65,28 @@ class ChatTests(BrowserTestCase):
         self.assertGreaterEqual(report["resumed"], 1)
         self.assertTrue(report["sameSession"])
         self.assertEqual(report["darkTheme"], "dark")
+        self.assertTrue(report["typingSeen"])
+        # The mention: typed as "@bob…" through autocomplete, sent as his user ID, shown as a
+        # pill with his name, lighting the server's badge until he read the channel.
+        self.assertRegex(report["mentionTyped"], r"^hey @bob\w+ look here$")
+        self.assertEqual(report["serverMentionBadge"], "1")
+        self.assertTrue(report["mentionHighlighted"])
+        self.assertEqual(report["mentionPill"], "@Bob")
+        self.assertGreaterEqual(report["auditEntries"], 3)
+        self.assertEqual((report["webhookStatus"], report["webhookAuthor"]), (204, "Deploy bot"))
+        self.assertTrue(report["idleSeen"])
+        self.assertTrue(report["onlineAgain"])
+        self.assertEqual(report["notification"], {"title": "Alice", "body": "a private hello"})
+        self.assertEqual(report["consoleErrorsSoFar"], [])
+        self.assertTrue(report["tokenRefreshed"])
+        self.assertTrue(report["refreshStored"])
+        self.assertEqual(report["unlabelled"], [])
+        self.assertEqual(report["oldTokenAfterLogout"], 401)
+        self.assertTrue(report["sessionCleared"])
+        # The PWA shell: a service worker holding the shell, which opens offline.
+        self.assertTrue(report["serviceWorker"])
+        self.assertTrue(report["manifestLinked"])
+        self.assertEqual(report["offlineShellTitle"], "Drocsid")
 
         # The homeserver's side: what the browsers did is what is stored.
         login = await self.ok("POST", f"{API}/auth/login", {"username": report["alice"], "password": report["password"]},
@@ -83,6 +105,9 @@ class ChatTests(BrowserTestCase):
         self.assertEqual([a["content_type"] for a in by_text["look at this"]["attachments"]], ["image/png"])
         threads = await self.ok("GET", f"{API}/channels/{q(general)}/threads", token=token)
         self.assertEqual([(t["name"], t["message_count"]) for t in threads], [("Meetup", 1)])
+        mention = next(m for m in messages if m["content"].startswith("hey @"))
+        self.assertEqual(len(mention["mentions"]), 1)
+        self.assertTrue(mention["mentions"][0].startswith("@bob"))
         texts = [m["content"] for m in reversed(messages)]
         self.assertEqual([t for t in texts if t.startswith("missed ")], ["missed one", "missed two", "missed three"])
         roles = await self.ok("GET", f"{API}/servers/{q(report['server'])}/roles", token=token)

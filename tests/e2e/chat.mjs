@@ -3,7 +3,7 @@
 // the quick switcher, friends and a DM, and a dropped gateway connection that resumes
 // without losing or doubling a message. Screenshots of the main views.
 
-import { args, closeAll, frames, launch, newUser, report, screenshotFailuresTo, shot, step, waitConnected, waitFor } from "./lib.mjs";
+import { args, closeAll, consoleErrors, frames, launch, newUser, report, screenshotFailuresTo, shot, step, waitConnected, waitFor } from "./lib.mjs";
 
 const { base, shots } = args();
 screenshotFailuresTo(shots);
@@ -100,6 +100,13 @@ await step("chat both ways", async () => {
   await B.locator(`[data-testid="member"][data-user-id^="@${ALICE}:"]`).waitFor();
 });
 
+await step("typing shows on the other side", async () => {
+  await A.fill('[data-testid="composer"]', "I am typing something");
+  await B.getByText("Alice is typing…").waitFor();
+  out.typingSeen = true;
+  await A.fill('[data-testid="composer"]', "");
+});
+
 await step("alice edits her message", async () => {
   await action(A, "hello bob", "Edit");
   const editor = A.getByLabel("Edit message");
@@ -124,6 +131,29 @@ await step("bob replies to alice", async () => {
   const reply = row(A, "this is a reply");
   await reply.locator(".reply-preview").waitFor();
   out.replyPreview = (await reply.locator(".reply-preview").textContent()).includes("hello bob, edited");
+});
+
+await step("a mention through autocomplete lights bob's badges", async () => {
+  await B.click('[data-testid="home"]');
+  await B.locator('[data-testid="friends-link"]').waitFor();
+  await A.locator('[data-testid="composer"]').pressSequentially(`hey @${BOB.slice(0, 4)}`);
+  const option = A.getByRole("option", { name: /Bob/ });
+  await option.waitFor();
+  await A.keyboard.press("Enter");
+  await A.locator('[data-testid="composer"]').pressSequentially("look here");
+  out.mentionTyped = await A.locator('[data-testid="composer"]').inputValue();
+  await A.press('[data-testid="composer"]', "Enter");
+  const badge = B.locator(`[data-testid="server-icon"][data-server-id="${serverId}"] [data-testid="server-mentions"]`);
+  await badge.waitFor();
+  out.serverMentionBadge = (await badge.textContent()).trim();
+  await shot(B, shots, "05a-mention-badge");
+  await B.click(`[data-testid="server-icon"][data-server-id="${serverId}"]`);
+  const mention = row(B, "look here");
+  await mention.waitFor();
+  out.mentionHighlighted = await mention.evaluate((el) => el.classList.contains("mentioned"));
+  out.mentionPill = (await mention.locator(".mention").textContent()).trim();
+  // Reading the channel clears the badge.
+  await badge.waitFor({ state: "detached" });
 });
 
 await step("alice starts a thread", async () => {
@@ -226,6 +256,26 @@ await step("taking the role away hides the channel again", async () => {
   await B.waitForURL((url) => !url.pathname.endsWith(encodeURIComponent(out.staff || "x")));
 });
 
+await step("audit log and a webhook from server settings", async () => {
+  await A.click('[data-testid="server-menu"]');
+  await A.getByRole("menuitem", { name: "Server settings" }).click();
+  await A.getByRole("tab", { name: "Audit Log" }).click();
+  await A.locator('[data-testid="audit-entry"]').first().waitFor();
+  out.auditEntries = await A.locator('[data-testid="audit-entry"]').count();
+  await shot(A, shots, "09b-audit-log");
+  await A.getByRole("tab", { name: "Webhooks" }).click();
+  await A.locator('[data-testid="webhook-name-input"]').fill("Deploy bot");
+  await A.click('[data-testid="create-webhook"]');
+  const url = await A.locator('[data-testid="webhook-url"]').inputValue();
+  await shot(A, shots, "09c-webhooks");
+  await closeDialog(A);
+  const answer = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ content: "deployed v1.2" }) });
+  out.webhookStatus = answer.status;
+  const hooked = row(B, "deployed v1.2");
+  await hooked.waitFor();
+  out.webhookAuthor = (await hooked.locator(".message-author").textContent()).trim();
+});
+
 await step("the quick switcher", async () => {
   await B.keyboard.press("Control+k");
   const box = B.getByLabel("Where would you like to go?");
@@ -244,6 +294,25 @@ await step("the quick switcher", async () => {
   out.switcher = true;
 });
 
+await step("a hidden tab makes bob idle for alice, activity brings him back", async () => {
+  const bobInList = A.locator(`[data-testid="member"][data-user-id^="@${BOB}:"]`);
+  await bobInList.waitFor();
+  await B.evaluate(() => {
+    Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "hidden" });
+    document.dispatchEvent(new Event("visibilitychange"));
+  });
+  await waitFor(A, (bob) => document.querySelector(`[data-testid="member"][data-user-id^="@${bob}:"] .status-dot.idle`), BOB);
+  out.idleSeen = true;
+  await shot(A, shots, "09a-bob-idle");
+  await B.evaluate(() => {
+    Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "visible" });
+    document.dispatchEvent(new Event("visibilitychange"));
+  });
+  await B.mouse.move(300, 300);
+  await waitFor(A, (bob) => document.querySelector(`[data-testid="member"][data-user-id^="@${bob}:"] .status-dot.online`), BOB);
+  out.onlineAgain = true;
+});
+
 await step("friends and a direct message", async () => {
   const member = B.locator(`[data-testid="member"][data-user-id^="@${ALICE}:"]`);
   await member.click();
@@ -254,10 +323,21 @@ await step("friends and a direct message", async () => {
   await A.getByRole("tab", { name: "All" }).click();
   await A.locator(`[data-testid="friend"][data-user-id^="@${BOB}:"]`).waitFor();
   await shot(A, shots, "10-friends");
+  // Bob allowed notifications; he is in the server's channel, not in the DM.
+  await B.evaluate(() => {
+    window.__notes = [];
+    window.Notification = class {
+      static permission = "granted";
+      constructor(title, options) { window.__notes.push({ title, body: options?.body }); }
+      close() {}
+    };
+  });
   await A.locator(`[data-testid="friend"][data-user-id^="@${BOB}:"]`).getByRole("button", { name: /^Message/ }).click();
   await A.locator('[data-testid="composer"]').waitFor();
   await send(A, "a private hello");
   await row(A, "a private hello").waitFor();
+  await waitFor(B, () => window.__notes.length > 0);
+  out.notification = await B.evaluate(() => window.__notes[0]);
   // Bob sees the DM in his list with an unread badge, and the message in it.
   await B.click('[data-testid="home"]');
   const dm = B.locator('[data-testid="dm-link"]').first();
@@ -266,6 +346,17 @@ await step("friends and a direct message", async () => {
   await row(B, "a private hello").waitFor();
   await shot(B, shots, "11-dm");
   out.dm = true;
+  out.consoleErrorsSoFar = consoleErrors.filter((e) => !/^\d{3} /.test(e.text)).map((e) => e.text);
+});
+
+await step("an expiring access token is refreshed on the way", async () => {
+  const before = await B.evaluate(() => window.drocsid.api.session.access_token);
+  await B.evaluate(() => { window.drocsid.api.session.expires_at = Date.now(); });
+  await send(B, "sent with a fresh token");
+  await row(A, "sent with a fresh token").waitFor();
+  const after = await B.evaluate(() => window.drocsid.api.session.access_token);
+  out.tokenRefreshed = before !== after && !!after;
+  out.refreshStored = await B.evaluate((t) => JSON.parse(localStorage.getItem("drocsid.session")).access_token === t, after);
 });
 
 await step("a dropped gateway resumes without losing or doubling messages", async () => {
@@ -309,6 +400,19 @@ await step("settings and themes", async () => {
   out.darkTheme = await A.evaluate(() => document.documentElement.dataset.theme);
   await closeDialog(A);
   await shot(A, shots, "13-channel-dark");
+  // Every control on the main views has an accessible name.
+  out.unlabelled = await A.evaluate(() => [...document.querySelectorAll("button, input, textarea, select, a[href]")]
+    .filter((el) => !el.hidden && el.type !== "hidden" && el.offsetParent !== null)
+    .filter((el) => !(el.getAttribute("aria-label") || el.textContent.trim() || el.labels?.length || el.getAttribute("title")
+      || el.getAttribute("aria-labelledby") || el.querySelector("img[alt]:not([alt=''])")))
+    .map((el) => el.outerHTML.slice(0, 120)));
+  await A.click('[data-testid="user-settings"]');
+  const token = await A.evaluate(() => window.drocsid.api.session.access_token);
+  await A.locator('[data-testid="log-out"]').click();
+  await A.waitForURL("**/login");
+  const whoami = await fetch(`${base}/_matrix/client/v3/account/whoami`, { headers: { Authorization: `Bearer ${token}` } });
+  out.oldTokenAfterLogout = whoami.status;
+  out.sessionCleared = await A.evaluate(() => localStorage.getItem("drocsid.session") === null);
 });
 
 await step("time to first render and first message after login", async () => {
@@ -330,6 +434,17 @@ await step("time to first render and first message after login", async () => {
   out.firstRenderAfterLoginMs = Date.now() - started;
   await row(P, "missed three").waitFor();
   out.firstMessageAfterLoginMs = Date.now() - started;
+  // The PWA: the service worker took the shell, which then opens offline.
+  out.serviceWorker = await P.evaluate(async () => {
+    const reg = await navigator.serviceWorker.ready;
+    return !!reg.active && (await caches.has("drocsid-shell-v1"));
+  });
+  out.manifestLinked = await P.evaluate(() => !!document.querySelector('link[rel="manifest"]'));
+  await fresh.context.setOffline(true);
+  await P.reload();
+  await P.locator("#app").waitFor();
+  out.offlineShellTitle = await P.title();
+  await fresh.context.setOffline(false);
 });
 
 out.step = "done";

@@ -17,7 +17,7 @@ export function watchNotifications(ctx) {
     if (store.presence.get(store.me.id)?.status === "dnd") return;
     const channel = store.channel(message.channel_id);
     const server = channel ? store.server(channel.server_id) : null;
-    const author = store.displayName(message.author?.id, channel?.server_id);
+    const author = channel ? store.displayName(message.author?.id, channel.server_id) : message.author?.display_name || store.displayName(message.author?.id);
     const title = isDm ? author : `${author} (#${channel?.name}, ${server?.name})`;
     const url = isDm ? `/channels/@me/${encodeURIComponent(message.channel_id)}` : `/channels/${encodeURIComponent(channel.server_id)}/${encodeURIComponent(channel.id)}`;
     const body = (message.content || (message.attachments?.length ? "Sent an attachment" : "")).slice(0, 200);

@@ -249,7 +249,11 @@ export class Store {
   }
 
   addServer(server) {
-    this.servers.set(server.id, normaliseServer(server));
+    // An /api/v1 answer carries no roles; SERVER_CREATE does: whichever comes second keeps them.
+    const known = this.servers.get(server.id);
+    const merged = normaliseServer(server);
+    if (!server.roles && known) merged.roles = known.roles;
+    this.servers.set(server.id, merged);
     this.emit("servers");
     this.emit("channels:" + server.id);
   }

@@ -5,6 +5,7 @@
 import { icon } from "../icons.js";
 import { h, replace } from "../dom.js";
 import { openEmojiPicker } from "./emoji_picker.js";
+import { matchCandidates, mentionQuery } from "../mentions.js";
 
 const TYPING_EVERY_MS = 5_000;
 const SLASH = {
@@ -38,8 +39,11 @@ export class Composer {
     this.replyBar = h("div", { class: "reply-bar", hidden: true });
     this.fileTray = h("div", { class: "file-tray", hidden: true, "aria-label": "Files to send", role: "list" });
     this.error = h("div", { class: "form-error", role: "alert" });
+    this.suggestions = h("ul", { class: "mention-suggestions", role: "listbox", id: `mentions-${testid}`, "aria-label": "Members matching", hidden: true });
+    this.suggested = [];
+    this.suggestedIndex = 0;
     this.el = h("form", { class: "composer", "aria-label": "Send a message" },
-      this.replyBar, this.fileTray,
+      this.suggestions, this.replyBar, this.fileTray,
       h("div", { class: "composer-row" }, this.attachButton, this.fileInput, this.input, this.emojiButton),
       this.error);
     this._wire();
@@ -54,6 +58,7 @@ export class Composer {
     this.emojiButton.addEventListener("click", () => openEmojiPicker(this.emojiButton, (char) => this.insert(char)));
     this.input.addEventListener("input", () => {
       this._grow();
+      this._suggest();
       if (this.input.value.trim() && Date.now() - this._lastTyping > TYPING_EVERY_MS && !this.input.value.startsWith("/")) {
         this._lastTyping = Date.now();
         this.pane.sendTyping();
@@ -67,6 +72,7 @@ export class Composer {
       }
     });
     this.input.addEventListener("keydown", (ev) => {
+      if (this._suggestionKey(ev)) return;
       if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
         ev.preventDefault();
         this.submit();
@@ -82,6 +88,59 @@ export class Composer {
       ev.preventDefault();
       this.submit();
     });
+  }
+
+  // --- @mention autocomplete ------------------------------------------------------------------
+
+  _suggest() {
+    const found = mentionQuery(this.input.value, this.input.selectionStart);
+    this.suggested = found ? matchCandidates(this.pane.mentionCandidates(), found.query) : [];
+    this.suggestedAt = found?.start;
+    this.suggestedIndex = Math.min(this.suggestedIndex, Math.max(0, this.suggested.length - 1));
+    this.suggestions.hidden = !this.suggested.length;
+    this.input.setAttribute("aria-expanded", this.suggested.length ? "true" : "false");
+    replace(this.suggestions, this.suggested.map((c, i) => h("li", {
+      role: "option", id: `${this.suggestions.id}-${i}`, class: "mention-option" + (i === this.suggestedIndex ? " active" : ""),
+      "aria-selected": i === this.suggestedIndex ? "true" : "false", onmousedown: (ev) => { ev.preventDefault(); this._complete(c); },
+    }, h("strong", {}, c.display_name || c.username), h("span", { class: "muted small" }, c.id ? ` ${c.id}` : ` ${c.hint || ""}`))));
+    if (this.suggested.length) this.input.setAttribute("aria-activedescendant", `${this.suggestions.id}-${this.suggestedIndex}`);
+    else this.input.removeAttribute("aria-activedescendant");
+  }
+
+  _suggestionKey(ev) {
+    if (!this.suggested.length) return false;
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      ev.preventDefault();
+      const n = this.suggested.length;
+      this.suggestedIndex = (this.suggestedIndex + (ev.key === "ArrowDown" ? 1 : n - 1)) % n;
+      this._suggest();
+      return true;
+    }
+    if (ev.key === "Enter" || ev.key === "Tab") {
+      ev.preventDefault();
+      this._complete(this.suggested[this.suggestedIndex]);
+      return true;
+    }
+    if (ev.key === "Escape") {
+      ev.preventDefault();
+      ev.stopPropagation();
+      this.suggested = [];
+      this.suggestions.hidden = true;
+      return true;
+    }
+    return false;
+  }
+
+  _complete(candidate) {
+    const caret = this.input.selectionStart;
+    const before = this.input.value.slice(0, this.suggestedAt);
+    const text = `@${candidate.username} `;
+    this.input.value = before + text + this.input.value.slice(caret);
+    const at = before.length + text.length;
+    this.input.setSelectionRange(at, at);
+    this.suggested = [];
+    this.suggestions.hidden = true;
+    this.input.focus();
   }
 
   setEnabled(enabled, why) {

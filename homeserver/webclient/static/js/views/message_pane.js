@@ -4,6 +4,7 @@
 
 import { enc } from "../api.js";
 import { debounce, h, replace } from "../dom.js";
+import { resolveMentions } from "../mentions.js";
 import { mentionsMe } from "../store.js";
 import { GROUP_WINDOW_MS } from "../time.js";
 import { Composer } from "./composer.js";
@@ -67,6 +68,7 @@ export class MessagePane {
   }
 
   destroy() {
+    this.destroyed = true;
     this.list.destroy();
     for (const off of this.unsubscribe) off();
   }
@@ -80,6 +82,25 @@ export class MessagePane {
   may(key) { return !this.serverId || this.store.can(this.serverId, key, this.channelId); }
   canSend() { return this.may("SEND_MESSAGES"); }
   findMessage(id) { return this.store.findMessage(this.channelId, id); }
+
+  // Who "@" can name here: the server's members (or the DM's people), and @everyone /
+  // @here where the user may ping them.
+  mentionCandidates() {
+    const me = this.store.me?.id;
+    let people;
+    if (this.serverId) {
+      if (!this.store.members.has(this.serverId)) this.store.loadMembers(this.serverId).catch(() => {});
+      people = [...(this.store.members.get(this.serverId)?.values() || [])].map((m) => ({ id: m.user_id, display_name: this.displayName(m.user_id) }));
+    } else {
+      people = (this.store.dms.get(this.channelId)?.recipients || []).map((r) => ({ id: r.id, display_name: r.display_name }));
+    }
+    const out = people.filter((p) => p.id !== me).map((p) => ({ ...p, username: p.id.slice(1).split(":")[0] }));
+    if (this.serverId && this.may("MENTION_EVERYONE")) {
+      out.push({ id: null, username: "everyone", display_name: "@everyone", hint: "everyone in this channel" },
+        { id: null, username: "here", display_name: "@here", hint: "everyone online here" });
+    }
+    return out;
+  }
   threadFor(messageId) {
     return this.threadId ? null : (this.store.threadLists.get(this.channelId) || []).find((t) => t.id === messageId) || null;
   }
@@ -148,8 +169,12 @@ export class MessagePane {
 
   // --- reading ------------------------------------------------------------------------------
 
-  ack = debounce(() => {
-    if (this.threadId || document.visibilityState !== "visible" || !this.list.stickToBottom) return;
+  ack() {
+    if (!this.destroyed) this._ackSoon();
+  }
+
+  _ackSoon = debounce(() => {
+    if (this.destroyed || this.threadId || document.visibilityState !== "visible" || !this.list.stickToBottom) return;
     const tl = this.store.timeline(this.channelId);
     const last = [...tl.messages].reverse().find((m) => !m.pending);
     if (!last) return;
@@ -200,6 +225,7 @@ export class MessagePane {
   // --- sending ------------------------------------------------------------------------------
 
   async send({ content, files, replyTo }) {
+    if (content) content = resolveMentions(content, this.mentionCandidates().filter((c) => c.id));
     const tl = this.store.timeline(this.channelId, this.threadId);
     const nonce = `web${Date.now().toString(36)}${(nonceCounter++).toString(36)}`;
     let pending = null;

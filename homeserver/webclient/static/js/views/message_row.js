@@ -6,7 +6,8 @@ import { colourOf, h, initials } from "../dom.js";
 import { sanitizedFragment } from "../sanitize.js";
 import { calendarTime, fullTime, shortTime } from "../time.js";
 
-const MENTION = /<@(&?)([^>\s]+)>|@(everyone|here)\b|\|\|(.+?)\|\|/g;
+// A role <@&id>, a user ID (the server's mention syntax), @everyone / @here, ||spoiler||.
+const MENTION = /<@&([^>\s]+)>|(?<![\w@])(@[a-z0-9._=\/+-]+:[A-Za-z0-9.-]+(?::\d{1,5})?)|@(everyone|here)\b|\|\|(.+?)\|\|/g;
 
 export function renderRow(pane, item) {
   if (item.kind === "start") return renderStart(pane);
@@ -122,7 +123,7 @@ function decorate(pane, fragment) {
       } else if (match[3]) {
         out.append(h("span", { class: "mention" }, "@" + match[3]));
       } else if (match[1]) {
-        const role = pane.role(match[2]);
+        const role = pane.role(match[1]);
         out.append(h("span", { class: "mention role", style: role?.color ? { color: "#" + Number(role.color).toString(16).padStart(6, "0") } : null }, "@" + (role?.name || "unknown-role")));
       } else {
         out.append(h("span", { class: "mention", title: match[2] }, "@" + (pane.displayName(match[2]) || match[2])));
@@ -141,7 +142,7 @@ function attachment(pane, file) {
     const scale = Math.min(1, 400 / w, 300 / hgt);
     const img = h("img", { class: "attachment-image", "data-testid": "attachment-image", alt: file.filename, width: Math.round(w * scale), height: Math.round(hgt * scale) });
     pane.ctx.api.mediaUrl(file.url || file.id).then((src) => { img.src = src; }).catch(() => img.classList.add("broken"));
-    return h("a", { class: "attachment", href: "#", onclick: (ev) => { ev.preventDefault(); if (img.src) window.open(img.src, "_blank", "noopener"); } }, img);
+    return h("a", { class: "attachment", href: "#", "aria-label": `Open image ${file.filename}`, onclick: (ev) => { ev.preventDefault(); if (img.src) window.open(img.src, "_blank", "noopener"); } }, img);
   }
   const link = h("button", { class: "attachment-file", type: "button", onclick: async () => {
     const src = await pane.ctx.api.mediaUrl(file.url || file.id);

@@ -39,8 +39,12 @@ export class VirtualList {
   }
 
   destroy() {
+    // Nothing may run after this: a late measurement would act (scroll, acknowledge) for
+    // a list no longer on screen.
+    this.destroyed = true;
     cancelAnimationFrame(this._frame);
     this._resize.disconnect();
+    this._rowObserver?.disconnect();
     this.scroller.removeEventListener("scroll", this._onScroll);
   }
 
@@ -73,7 +77,7 @@ export class VirtualList {
   }
 
   schedule() {
-    if (this._frame) return;
+    if (this._frame || this.destroyed) return;
     this._frame = requestAnimationFrame(() => {
       this._frame = 0;
       this._layout(this.stickToBottom ? null : this._anchor());
