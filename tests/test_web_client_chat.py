@@ -74,6 +74,7 @@ class ChatTests(BrowserTestCase):
         self.assertEqual(report["mentionPill"], "@Bob")
         self.assertGreaterEqual(report["auditEntries"], 3)
         self.assertEqual((report["webhookStatus"], report["webhookAuthor"]), (204, "Deploy bot"))
+        self.assertEqual(report["webhookInMemberList"], 0)
         self.assertTrue(report["idleSeen"])
         self.assertTrue(report["onlineAgain"])
         self.assertEqual(report["notification"], {"title": "Alice", "body": "a private hello"})

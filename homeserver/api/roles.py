@@ -48,6 +48,7 @@ MEMBER_SCHEMA = {
         "status": {"type": "string", "enum": ["online", "idle", "dnd", "offline"],
                    "description": "Presence, as PRESENCE_UPDATE gives it (invisible is offline)"},
         "custom_status": {"type": ["string", "null"]},
+        "webhook": {"type": "boolean", "description": "A webhook's virtual user (in the space so it can post)"},
     },
 }
 

@@ -38,6 +38,7 @@ from twisted.logger import Logger
 from homeserver.api.users import iso_timestamp
 from homeserver.drocsid import permissions as perms
 from homeserver.drocsid.presence import from_matrix_presence
+from homeserver.drocsid.webhooks import webhook_id_of
 from homeserver.drocsid.server_state import Channel, Server, load_server, server_of_channel
 from homeserver.drocsid.servers import _send_as
 from homeserver.events.auth_rules import creators
@@ -130,6 +131,8 @@ async def members_json(hs, server: Server, user_ids: list[str]) -> list[dict]:
         status, custom = from_matrix_presence(row.state, row.status_msg) if row is not None else ("offline", None)
         member["status"] = "offline" if status == "invisible" else status
         member["custom_status"] = custom
+        # A webhook's virtual user is in the space so it can post; clients do not list it.
+        member["webhook"] = webhook_id_of(user_id) is not None
         answer.append(member)
     return answer
 

@@ -17,6 +17,7 @@ from homeserver.drocsid.messages import Messages
 from homeserver.drocsid.presence import from_matrix_presence
 from homeserver.drocsid.relationships import list_relationships
 from homeserver.drocsid.server_state import Server
+from homeserver.drocsid.webhooks import webhook_id_of
 from homeserver.gateway.contexts import RoomContext, RoomContexts
 from homeserver.http.errors import MatrixError
 
@@ -169,7 +170,8 @@ class Translator:
                 if event.membership == "join" and (old is None or not old.is_member(key)):
                     return [Dispatch("SERVER_MEMBER_ADD", {"server_id": sid, "user": user,
                                                            "role_ids": list(server.member_roles.get(key, ())),
-                                                           "joined_at": iso_timestamp(event.origin_server_ts)},
+                                                           "joined_at": iso_timestamp(event.origin_server_ts),
+                                                           "webhook": webhook_id_of(key) is not None},
                                      members),
                             Dispatch("SERVER_CREATE", server_json(server, key), frozenset({key}))]
                 if event.membership in ("leave", "ban") and (old is None or old.is_member(key)):

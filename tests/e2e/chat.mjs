@@ -274,6 +274,7 @@ await step("audit log and a webhook from server settings", async () => {
   const hooked = row(B, "deployed v1.2");
   await hooked.waitFor();
   out.webhookAuthor = (await hooked.locator(".message-author").textContent()).trim();
+  out.webhookInMemberList = await B.locator('[data-testid="member"][data-user-id^="@_webhook_"]').count();
 });
 
 await step("the quick switcher", async () => {

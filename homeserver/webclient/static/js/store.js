@@ -433,7 +433,7 @@ const DISPATCH = {
   },
   SERVER_MEMBER_ADD: (s, d) => {
     const members = s.members.get(d.server_id);
-    if (members) members.set(d.user.id, { server_id: d.server_id, user_id: d.user.id, user: d.user, role_ids: d.role_ids || [], nickname: null, joined_at: d.joined_at });
+    if (members) members.set(d.user.id, { server_id: d.server_id, user_id: d.user.id, user: d.user, role_ids: d.role_ids || [], nickname: null, joined_at: d.joined_at, webhook: !!d.webhook });
     s.emit("members:" + d.server_id);
   },
   SERVER_MEMBER_REMOVE: (s, d) => {

@@ -12,7 +12,7 @@ const LABEL = { online: "Online", idle: "Idle", dnd: "Do Not Disturb", offline: 
 
 export function groupMembers(store, serverId) {
   const server = store.server(serverId);
-  const members = [...(store.members.get(serverId)?.values() || [])];
+  const members = [...(store.members.get(serverId)?.values() || [])].filter((m) => !m.webhook);
   const hoisted = (server?.roles || []).filter((r) => r.hoist && r.position > 0).sort((a, b) => b.position - a.position);
   const name = (m) => store.displayName(m.user_id, serverId).toLowerCase();
   const online = members.filter((m) => store.statusOf(m.user_id) !== "offline")

@@ -90,7 +90,7 @@ export class MessagePane {
     let people;
     if (this.serverId) {
       if (!this.store.members.has(this.serverId)) this.store.loadMembers(this.serverId).catch(() => {});
-      people = [...(this.store.members.get(this.serverId)?.values() || [])].map((m) => ({ id: m.user_id, display_name: this.displayName(m.user_id) }));
+      people = [...(this.store.members.get(this.serverId)?.values() || [])].filter((m) => !m.webhook).map((m) => ({ id: m.user_id, display_name: this.displayName(m.user_id) }));
     } else {
       people = (this.store.dms.get(this.channelId)?.recipients || []).map((r) => ({ id: r.id, display_name: r.display_name }));
     }
