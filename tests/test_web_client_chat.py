@@ -1,8 +1,11 @@
 """The web client end to end, two users in two browsers (tests/e2e/chat.mjs): register,
-create a server, invite by link, chat both ways with an edit, a reaction, a reply, a thread
-and an image; a private channel that a role and an overwrite open to the other user and
-that taking the role closes again; the quick switcher; friends and a DM; a dropped gateway
-connection that resumes with every missed message shown once, in order. The homeserver's
+create a server, invite by link, chat both ways with typing, an edit, a reaction, a reply,
+an @mention (autocomplete, pill, badge), a thread and an image; a private channel that a
+role and an overwrite open to the other user and that taking the role closes again; the
+audit log and a webhook; the quick switcher; idle presence; friends, a DM and its
+notification; unread badge, divider and jump bar; a category; token refresh; a dropped
+gateway connection that resumes with every missed message shown once, in order; themes,
+labels, logout; then time to first render and the PWA shell offline. The homeserver's
 own records are checked as well as what each user saw."""
 
 from __future__ import annotations
@@ -78,7 +81,11 @@ class ChatTests(BrowserTestCase):
         self.assertTrue(report["idleSeen"])
         self.assertTrue(report["onlineAgain"])
         self.assertEqual(report["notification"], {"title": "Alice", "body": "a private hello"})
-        self.assertEqual(report["consoleErrorsSoFar"], [])
+        self.assertEqual(report["consoleErrorsSoFar"], [], report["httpErrorsSoFar"])
+        self.assertEqual(report["pageErrors"], [])
+        self.assertEqual(report["jumpBar"], "2 new messages · Jump to unread")
+        self.assertEqual(report["newDivider"], 1)
+        self.assertTrue(report["categoryOnBobsSide"])
         self.assertTrue(report["tokenRefreshed"])
         self.assertTrue(report["refreshStored"])
         self.assertEqual(report["unlabelled"], [])
@@ -95,7 +102,11 @@ class ChatTests(BrowserTestCase):
         token = login["access_token"]
         server = await self.ok("GET", f"{API}/servers/{q(report['server'])}", token=token)
         names = sorted(c["name"] for c in server["channels"])
-        self.assertEqual(names, ["general", "staff"])
+        self.assertEqual(names, ["Projects", "general", "roadmap", "staff"])
+        by_name = {c["name"]: c for c in server["channels"]}
+        self.assertEqual(by_name["roadmap"]["parent_id"], by_name["Projects"]["id"])
+        self.assertEqual(by_name["Projects"]["type"], "category")
+        self.assertTrue(by_name["staff"]["private"])
         general = next(c["id"] for c in server["channels"] if c["name"] == "general")
         messages = await self.ok("GET", f"{API}/channels/{q(general)}/messages?limit=100", token=token)
         by_text = {m["content"]: m for m in messages}

@@ -3,7 +3,7 @@
 // the quick switcher, friends and a DM, and a dropped gateway connection that resumes
 // without losing or doubling a message. Screenshots of the main views.
 
-import { args, closeAll, consoleErrors, frames, launch, newUser, report, screenshotFailuresTo, shot, step, waitConnected, waitFor } from "./lib.mjs";
+import { args, closeAll, consoleErrors, pageErrors, frames, launch, newUser, report, screenshotFailuresTo, shot, step, waitConnected, waitFor } from "./lib.mjs";
 
 const { base, shots } = args();
 screenshotFailuresTo(shots);
@@ -198,7 +198,7 @@ await step("alice opens a private channel to a role", async () => {
   await A.getByRole("menuitem", { name: "Create channel" }).click();
   await A.getByLabel("Channel name").fill("staff");
   await A.getByLabel(/Private channel/).check();
-  await A.getByRole("button", { name: "Create channel" }).click();
+  await A.locator("dialog[open]").getByRole("button", { name: "Create channel", exact: true }).click();
   await A.locator('[data-testid="channel-link"][data-name="staff"]').waitFor();
   await send(A, "staff only");
   await row(A, "staff only").waitFor();
@@ -347,7 +347,44 @@ await step("friends and a direct message", async () => {
   await row(B, "a private hello").waitFor();
   await shot(B, shots, "11-dm");
   out.dm = true;
-  out.consoleErrorsSoFar = consoleErrors.filter((e) => !/^\d{3} /.test(e.text)).map((e) => e.text);
+  // What the client itself logged as an error (the browser's own "Failed to load resource"
+  // lines are answers like a 403 for a channel just lost, listed in httpErrorsSoFar).
+  out.consoleErrorsSoFar = consoleErrors.filter((e) => !/^\d{3} /.test(e.text) && !e.text.startsWith("Failed to load resource"))
+    .map((e) => e.text);
+  out.httpErrorsSoFar = consoleErrors.filter((e) => /^\d{3} /.test(e.text)).map((e) => `${e.user} ${e.step}: ${e.text}`);
+});
+
+await step("unread messages: badge, divider and jump bar", async () => {
+  // Bob is in the DM; Alice writes twice in #general.
+  await A.goto(`${base}/channels/${encodeURIComponent(serverId)}/${encodeURIComponent(generalId)}`);
+  await waitConnected(A);
+  await send(A, "unread one");
+  await send(A, "unread two");
+  await row(A, "unread two").waitFor();
+  const link = `[data-testid="server-icon"][data-server-id="${serverId}"]`;
+  await waitFor(B, (sel) => document.querySelector(sel)?.closest(".rail-item")?.querySelector(".pill"), link);
+  await B.click(link);
+  const bar = B.locator('[data-testid="jump-unread"]');
+  await bar.waitFor();
+  out.jumpBar = (await bar.textContent()).trim();
+  out.newDivider = await B.locator(".new-divider").count();
+  await bar.click();
+  await bar.waitFor({ state: "hidden" });
+});
+
+await step("a category with a channel in it", async () => {
+  await A.click('[data-testid="server-menu"]');
+  await A.getByRole("menuitem", { name: "Create category" }).click();
+  await A.getByLabel("Category name").fill("Projects");
+  await A.getByRole("button", { name: "Create category" }).click();
+  await A.getByRole("button", { name: "Create channel in Projects" }).click();
+  await A.getByLabel("Channel name").fill("roadmap");
+  await A.locator("dialog[open]").getByRole("button", { name: "Create channel", exact: true }).click();
+  await A.waitForURL((url) => !decodeURIComponent(url.pathname).endsWith(generalId));
+  const group = B.getByRole("group", { name: "Projects" });
+  await group.locator('[data-testid="channel-link"][data-name="roadmap"]').waitFor();
+  out.categoryOnBobsSide = true;
+  await A.goto(`${base}/channels/${encodeURIComponent(serverId)}/${encodeURIComponent(generalId)}`);
 });
 
 await step("an expiring access token is refreshed on the way", async () => {
@@ -448,6 +485,7 @@ await step("time to first render and first message after login", async () => {
   await fresh.context.setOffline(false);
 });
 
+out.pageErrors = pageErrors;
 out.step = "done";
 report(out);
 await closeAll();

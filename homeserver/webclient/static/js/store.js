@@ -195,6 +195,10 @@ export class Store {
       tl.prepend(page.slice().reverse());
       tl.hasMore = page.length === PAGE;
       tl.loaded = true;
+      for (const early of tl.early.splice(0)) {
+        if (early.removed) tl.remove(early.removed);
+        else tl.upsert(early.message, this.me?.id);
+      }
     } finally {
       tl.loading = false;
     }
@@ -207,6 +211,10 @@ export class Store {
     const tl = (message.thread_id ? this.threads : this.channels).get(key);
     if (tl && tl.loaded) {
       if (tl.upsert(message, this.me?.id)) this.emit("messages:" + key, { kind, id: message.id });
+    } else if (tl && tl.loading) {
+      // The first page is on its way and may have been read before this was stored: keep
+      // it, to be merged when the page arrives (duplicates are dropped by ID).
+      tl.early.push({ message });
     }
     if (message.thread_id) {
       const threads = this.threadLists.get(message.channel_id);
@@ -225,6 +233,7 @@ export class Store {
 
   removeMessage(channelId, messageId) {
     for (const tl of [this.channels.get(channelId), ...this.threads.values()]) {
+      if (tl && tl.channelId === channelId && tl.loading && !tl.loaded) tl.early.push({ removed: messageId });
       if (tl && tl.channelId === channelId && tl.remove(messageId)) {
         this.emit("messages:" + (tl.threadId || channelId), { kind: "delete", id: messageId });
       }
@@ -316,6 +325,7 @@ export class Timeline {
     this.loading = false;
     this.stale = false;
     this.version = 0;
+    this.early = []; // dispatches that arrived while the first page was loading
   }
 
   prepend(older) {
