@@ -142,6 +142,8 @@ class Homeserver:
         self.room_reader.relations = self.relations_handler
         self.presence = PresenceHandler(self.clock, self.presence_store, self.rooms, self.notifier)
         self.drocsid_mirror = MirrorKeeper(self)
+        from homeserver.voice.service import VoiceService
+        self.voice = VoiceService(self)
         # Shared by /sync and the /api/v1 read states (homeserver.drocsid.read_states).
         self.unread = UnreadCounter(self.db, self.events, self.room_writer, self.room_heads,
                                     lambda: getattr(self, "push_rules", None))

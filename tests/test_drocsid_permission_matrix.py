@@ -183,6 +183,7 @@ UNGATED = {
     P.MUTE_MEMBERS: "voice channels are issue 9",
     P.DEAFEN_MEMBERS: "voice channels are issue 9",
     P.MOVE_MEMBERS: "voice channels are issue 9",
+    P.STREAM: "voice channels are issue 9 (screen share)",
     P.MANAGE_EXPRESSIONS: "no custom emojis or stickers yet",
     P.MANAGE_THREADS: "threads cannot be archived or locked yet",
     P.SEND_MESSAGES_IN_THREADS: "thread replies need SEND_MESSAGES, as in the original",

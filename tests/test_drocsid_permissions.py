@@ -33,6 +33,7 @@ SPEC_BITS = {
     "MANAGE_EXPRESSIONS": 1073741824, "MANAGE_THREADS": 17179869184,
     "SEND_MESSAGES_IN_THREADS": 274877906944, "MODERATE_MEMBERS": 1099511627776,
     "USE_SOUNDBOARD": 4398046511104, "MANAGE_SOUNDBOARD": 8796093022208,
+    "STREAM": 512,  # not in the original's list: Discord's screen-share bit, for voice
 }
 
 
@@ -66,9 +67,9 @@ class BitsTest(unittest.TestCase):
         self.assertEqual({p.name: int(p) for p in P}, SPEC_BITS)
 
     def test_all_and_default(self):
-        self.assertEqual(ALL, 14587822337279)
+        self.assertEqual(ALL, 14587822337279 | 512)  # the original's bits and STREAM
         self.assertEqual(ALL, sum(SPEC_BITS.values()))
-        self.assertEqual(DEFAULT_EVERYONE, 4398117276737)
+        self.assertEqual(DEFAULT_EVERYONE, 4398117276737 | 512)
         self.assertFalse(DEFAULT_EVERYONE & P.SEND_MESSAGES_IN_THREADS)
 
     def test_scopes_partition_all(self):
@@ -82,7 +83,7 @@ class ParseTest(unittest.TestCase):
     def test_accepts_ints_and_decimal_strings(self):
         self.assertEqual(parse_permissions(0), 0)
         self.assertEqual(parse_permissions("0"), 0)
-        self.assertEqual(parse_permissions("14587822337279"), ALL)
+        self.assertEqual(parse_permissions("14587822337791"), ALL)
         self.assertEqual(parse_permissions(ALL), ALL)
         self.assertEqual(parse_permissions(P.SEND_MESSAGES), 2048)
         self.assertEqual(parse_permissions("0002048"), 2048)
@@ -94,7 +95,7 @@ class ParseTest(unittest.TestCase):
                 parse_permissions(bad)
 
     def test_format_round_trips(self):
-        self.assertEqual(format_permissions(DEFAULT_EVERYONE), "4398117276737")
+        self.assertEqual(format_permissions(DEFAULT_EVERYONE), "4398117277249")
         self.assertEqual(parse_permissions(format_permissions(ALL)), ALL)
         self.assertIsInstance(format_permissions(P.VIEW_CHANNEL), str)
         self.assertEqual(format_permissions(P.VIEW_CHANNEL), "1024")

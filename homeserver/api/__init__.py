@@ -7,15 +7,15 @@ To add routes, write a module with ``register(api, hs)`` and list it in ``_MODUL
 
 from __future__ import annotations
 
-from homeserver.api import (auth, channel_activity, channels, dms, invites, messages, moderation, relationships, roles,
-                            search, servers, users, webhooks)
+from homeserver.api import (auth, channel_activity, channels, dms, email_auth, gifs, invites, messages, moderation,
+                            relationships, roles, search, servers, users, voice, webhooks)
 from homeserver.api.openapi import build_document
 from homeserver.api.routes import ApiRoutes
 from homeserver.http.router import Router
 
 # users first: other modules refer to its User schema.
 _MODULES = (users, auth, servers, channels, messages, roles, invites, moderation, dms, relationships, webhooks,
-            search, channel_activity)
+            search, channel_activity, gifs, email_auth, voice)
 
 
 def register_routes(router: Router, hs) -> None:

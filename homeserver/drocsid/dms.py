@@ -205,8 +205,13 @@ async def _add_member(hs, actor: str, dm: _Dm | str, target: str, others: list[s
 
 
 async def _create(hs, creator: str, group: bool) -> str:
+    from homeserver.drocsid.voice_rules import VOICE_STATE_EVENT
+    from homeserver.drocsid.servers import _version
+    from homeserver.handlers.room_creation import default_power_levels
+    # Every member may say they joined the call (voice state is room state).
+    events = {**default_power_levels(_version(hs), creator, [])["events"], VOICE_STATE_EVENT: 0}
     return await hs.room_creator.create_room(
-        creator, preset="private_chat", is_direct=True,
+        creator, preset="private_chat", is_direct=True, power_level_content_override={"events": events},
         initial_state=[{"type": DM_EVENT, "state_key": "", "content": {"group": group}},
                        {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}}])
 

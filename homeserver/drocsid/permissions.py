@@ -55,6 +55,7 @@ class Permission(enum.IntFlag):
     MANAGE_SERVER = 1 << 5
     ADD_REACTIONS = 1 << 6
     VIEW_AUDIT_LOG = 1 << 7
+    STREAM = 1 << 9  # screen share in voice (Discord's bit; not in the original's list)
     VIEW_CHANNEL = 1 << 10
     SEND_MESSAGES = 1 << 11
     MANAGE_MESSAGES = 1 << 13
@@ -82,7 +83,8 @@ class Permission(enum.IntFlag):
 
 P = Permission
 
-# The union of the defined bits (not -1, not 2**63-1): 14587822337279.
+# The union of the defined bits (not -1, not 2**63-1): 14587822337791 (the original's
+# 14587822337279 plus STREAM).
 ALL = 0
 for _bit in Permission:
     ALL |= int(_bit)
@@ -91,8 +93,8 @@ del _bit
 DEFAULT_EVERYONE = int(
     P.VIEW_CHANNEL | P.SEND_MESSAGES | P.READ_MESSAGE_HISTORY | P.ADD_REACTIONS | P.CONNECT
     | P.SPEAK | P.CHANGE_NICKNAME | P.CREATE_INSTANT_INVITE | P.EMBED_LINKS | P.ATTACH_FILES
-    | P.USE_EXTERNAL_EMOJIS | P.MENTION_EVERYONE | P.USE_SOUNDBOARD
-)  # 4398117276737
+    | P.USE_EXTERNAL_EMOJIS | P.MENTION_EVERYONE | P.USE_SOUNDBOARD | P.STREAM
+)  # 4398117277249: the original's 4398117276737 plus STREAM, as Discord's default has it
 
 # Bits that only make sense server-wide; everything else is a channel permission and is
 # lost in a channel the user cannot view (Discord's "implicitly denied" rule).

@@ -17,8 +17,10 @@ from homeserver.drocsid.messages import Messages
 from homeserver.drocsid.presence import from_matrix_presence
 from homeserver.drocsid.relationships import list_relationships
 from homeserver.drocsid.server_state import Server
+from homeserver.drocsid.voice_rules import VOICE_STATE_EVENT
 from homeserver.drocsid.webhooks import webhook_id_of
 from homeserver.gateway.contexts import RoomContext, RoomContexts
+from homeserver.voice.service import voice_state_json
 from homeserver.http.errors import MatrixError
 
 # Account data whose change is a RELATIONSHIP_UPDATE (homeserver.drocsid.relationships).
@@ -206,6 +208,13 @@ class Translator:
                 return [Dispatch("MESSAGE_PIN", {**ids, "pinned": pinned}, users)]
             if not after.is_channel:
                 return []  # deleted: CHANNEL_DELETE comes from the visibility diff
+            if kind == VOICE_STATE_EVENT:
+                user_id = perms.user_of_state_key(key)
+                if user_id is None:
+                    return []
+                state = voice_state_json(channel.server_id, channel.room_id, user_id,
+                                         content if isinstance(content, dict) else {})
+                return [Dispatch("VOICE_STATE_UPDATE", state, users)]
             if kind == perms.OVERWRITE_EVENT:
                 return [Dispatch("CHANNEL_OVERRIDE_UPDATE", {**ids, "overrides": overrides_json(channel)}, users),
                         Dispatch("CHANNEL_UPDATE", channel.to_json(), users)]

@@ -293,6 +293,8 @@ class Gateway:
         self._background("detach", lambda: self.store.save_checkpoints([], [session.session_id], now))
         if not any(s.connection is not None for s in self.registry.of_user(session.user_id)):
             self._background("offline", lambda: self._set_status(session.user_id, "invisible", None))
+            # Their last connection is gone: so is their voice connection (issue 9).
+            self._background("voice_leave", lambda: self.hs.voice.disconnected(session.user_id))
 
     # -- READY ------------------------------------------------------------------------
 

@@ -20,7 +20,8 @@ from twisted.web.resource import Resource
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 
 # First path segments the client owns; everything else belongs to the Matrix and /api/v1 router.
-CLIENT_ROUTES = frozenset({b"", b"channels", b"invite", b"login", b"register", b"settings"})
+CLIENT_ROUTES = frozenset({b"", b"channels", b"invite", b"login", b"register", b"settings", b"reset-password",
+                           b"verify-email"})
 STATIC_PREFIXES = (b"/js/", b"/icons/")
 STATIC_FILES = frozenset({b"/app.css", b"/settings.css", b"/sw.js", b"/manifest.webmanifest", b"/index.html"})
 

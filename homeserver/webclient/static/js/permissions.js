@@ -30,6 +30,7 @@ export const PERMISSIONS = [
   P("READ_MESSAGE_HISTORY", 16, "Read Message History", "Read messages sent before one arrived."),
   P("CONNECT", 20, "Connect", "Join voice channels."),
   P("SPEAK", 21, "Speak", "Talk in voice channels."),
+  P("STREAM", 9, "Video", "Share the screen or camera in voice channels."),
   P("MUTE_MEMBERS", 22, "Mute Members", "Mute others in voice."),
   P("DEAFEN_MEMBERS", 23, "Deafen Members", "Deafen others in voice."),
   P("MOVE_MEMBERS", 24, "Move Members", "Move others between voice channels."),
