@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JS_DIR := tests/interop/js
 JS_STAMP := $(JS_DIR)/node_modules/.installed
+# livekit-client for the web client's voice, served by the homeserver from node_modules.
+WEB_DIR := homeserver/webclient
+WEB_STAMP := $(WEB_DIR)/node_modules/.installed
 # playwright-core for the web client's browser tests (they drive Debian's /usr/bin/chromium).
 E2E_DIR := tests/e2e
 E2E_STAMP := $(E2E_DIR)/node_modules/.installed
@@ -28,8 +31,12 @@ install: $(STAMP)
 
 # Runs the homeserver on the embedded defaults: SQLite and media in ./data,
 # http://127.0.0.1:8008; drocsid.toml and the signing key are made on first run.
-run: $(STAMP)
+run: $(STAMP) $(WEB_STAMP)
 	$(BIN)/drocsid run
+
+$(WEB_STAMP): $(WEB_DIR)/package.json $(WEB_DIR)/package-lock.json
+	cd $(WEB_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(WEB_STAMP)
 
 # matrix-js-sdk for the interoperability tests, pinned by package-lock.json.
 $(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
@@ -51,7 +58,7 @@ synapse: $(SYNAPSE_STAMP)
 
 # The whole suite with twisted trial, two workers. PostgreSQL must be reachable at
 # 127.0.0.1:5432 as user postgres (override with DROCSID_TEST_POSTGRES).
-test: $(STAMP) $(JS_STAMP) $(E2E_STAMP) $(SYNAPSE_STAMP)
+test: $(STAMP) $(WEB_STAMP) $(JS_STAMP) $(E2E_STAMP) $(SYNAPSE_STAMP)
 	$(BIN)/python -m twisted.trial -j2 tests
 
 clean:

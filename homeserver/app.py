@@ -176,9 +176,10 @@ class Homeserver:
         self.gateway = Gateway(self)
         web_client = None
         if config.web_client.enabled:
-            from homeserver.webclient import WebClient
+            from homeserver.webclient import STATIC_DIR, WebClient, content_security_policy, origins_of
             static_dir = config.web_client.static_dir
-            web_client = WebClient(static_dir, reload=True) if static_dir else WebClient()
+            policy = content_security_policy(connect=origins_of(config.livekit.public_url))
+            web_client = WebClient(static_dir or STATIC_DIR, reload=bool(static_dir), policy=policy)
         self.site = build_site(ClientRoot(self.router, self.gateway, web_client), config, reactor)
         self.client_port = None
         self._federation_port = None

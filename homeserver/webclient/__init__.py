@@ -18,6 +18,9 @@ import os
 from twisted.web.resource import Resource
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
+# Modules from npm that the client imports on demand (``make run`` installs them).
+VENDOR = {b"/vendor/livekit-client.esm.mjs": os.path.join(os.path.dirname(__file__), "node_modules", "livekit-client",
+                                                          "dist", "livekit-client.esm.mjs")}
 
 # First path segments the client owns; everything else belongs to the Matrix and /api/v1 router.
 CLIENT_ROUTES = frozenset({b"", b"channels", b"invite", b"login", b"register", b"settings", b"reset-password",
@@ -25,19 +28,40 @@ CLIENT_ROUTES = frozenset({b"", b"channels", b"invite", b"login", b"register", b
 STATIC_PREFIXES = (b"/js/", b"/icons/")
 STATIC_FILES = frozenset({b"/app.css", b"/settings.css", b"/sw.js", b"/manifest.webmanifest", b"/index.html"})
 
-_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+_TYPES = {".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
           ".html": "text/html; charset=utf-8", ".webmanifest": "application/manifest+json",
           ".svg": "image/svg+xml", ".png": "image/png", ".json": "application/json"}
 
-# Media is downloaded with the access token into blob: URLs, so img-src needs blob:.
-CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; "
-                           "img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; "
-                           "worker-src 'self'; manifest-src 'self'; object-src 'none'; "
-                           "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+
+def content_security_policy(connect: tuple[str, ...] = (), images: tuple[str, ...] = ()) -> str:
+    """Nothing but this origin, plus the voice server clients connect to (``connect``)
+    and the hosts GIFs come from (``images``). Media is downloaded with the access token
+    into blob: URLs, so img-src needs blob:."""
+    img = " ".join(("'self'", "blob:", "data:") + tuple(images))
+    connections = " ".join(("'self'",) + tuple(connect))
+    return ("default-src 'self'; script-src 'self'; style-src 'self'; "
+            f"img-src {img}; media-src 'self' blob:; connect-src {connections}; "
+            "worker-src 'self' blob:; manifest-src 'self'; object-src 'none'; "
+            "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+
+
+def origins_of(url: str) -> tuple[str, ...]:
+    """A ws(s):// or http(s):// URL's origin in both schemes (LiveKit speaks both)."""
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return ()
+    secure = parts.scheme in ("wss", "https")
+    return (f"{'wss' if secure else 'ws'}://{parts.netloc}", f"{'https' if secure else 'http'}://{parts.netloc}")
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
 
 
 def owns(path: bytes) -> bool:
     """Whether a request path is the web client's rather than the API's."""
+    if path in VENDOR:
+        return True
     if path in STATIC_FILES or path.startswith(STATIC_PREFIXES):
         return True
     first = path.lstrip(b"/").split(b"/", 1)[0]
@@ -60,8 +84,9 @@ class WebClient(Resource):
 
     isLeaf = True
 
-    def __init__(self, static_dir: str = STATIC_DIR, reload: bool = False):
+    def __init__(self, static_dir: str = STATIC_DIR, reload: bool = False, policy: str = CONTENT_SECURITY_POLICY):
         super().__init__()
+        self._policy = policy.encode()
         self._dir = os.path.realpath(static_dir)
         self._reload = reload
         self._cache: dict[str, _File | None] = {}
@@ -79,17 +104,30 @@ class WebClient(Resource):
         self._cache[relative] = found
         return found
 
+    def _vendor(self, path: bytes) -> _File | None:
+        key = path.decode()
+        if key not in self._cache:
+            try:
+                with open(VENDOR[path], "rb") as f:
+                    self._cache[key] = _File(f.read(), _TYPES[".js"])
+            except OSError:
+                return None  # not installed: the client says voice is unavailable
+        return self._cache[key]
+
     def render(self, request):
         if request.method not in (b"GET", b"HEAD"):
             request.setResponseCode(405)
             request.setHeader(b"Allow", b"GET, HEAD")
             return b""
         path = request.path
-        if path in STATIC_FILES or path.startswith(STATIC_PREFIXES):
-            relative = path.decode("utf-8", "replace").lstrip("/")
+        if path in VENDOR:
+            found = self._vendor(path)
         else:
-            relative = "index.html"
-        found = self._file(relative)
+            if path in STATIC_FILES or path.startswith(STATIC_PREFIXES):
+                relative = path.decode("utf-8", "replace").lstrip("/")
+            else:
+                relative = "index.html"
+            found = self._file(relative)
         if found is None:
             request.setResponseCode(404)
             request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
@@ -98,7 +136,7 @@ class WebClient(Resource):
         request.setHeader(b"ETag", found.etag)
         # The shell must be revalidated so an upgrade is seen; the service worker caches it offline.
         request.setHeader(b"Cache-Control", b"no-cache")
-        request.setHeader(b"Content-Security-Policy", CONTENT_SECURITY_POLICY.encode())
+        request.setHeader(b"Content-Security-Policy", self._policy)
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
         request.setHeader(b"Referrer-Policy", b"no-referrer")
         request.setHeader(b"Vary", b"Accept-Encoding")

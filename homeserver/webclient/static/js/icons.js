@@ -20,6 +20,12 @@ const PATHS = {
   back: "M15 18l-6-6 6-6",
   more: "M5 12h.01M12 12h.01M19 12h.01",
   chevron: "M6 9l6 6 6-6",
+  mic: "M12 3a3 3 0 0 0-3 3v6a3 3 0 0 0 6 0V6a3 3 0 0 0-3-3zM5 11a7 7 0 0 0 14 0M12 18v3",
+  micOff: "M3 3l18 18M9 9v3a3 3 0 0 0 5 2M15 10V6a3 3 0 0 0-6-1M5 11a7 7 0 0 0 11 5.5M19 11a7 7 0 0 1-.8 3.2M12 18v3",
+  headphones: "M4 15v-3a8 8 0 0 1 16 0v3M4 15h3v5H4zM17 15h3v5h-3z",
+  headphonesOff: "M3 3l18 18M4 15v-3a8 8 0 0 1 12-6.9M20 12v3M4 15h3v5H4zM17 15h3v5h-3z",
+  screen: "M3 4h18v12H3zM8 20h8M12 16v4",
+  hangup: "M3 15c5-5 13-5 18 0l-3 3-3-2v-2a9 9 0 0 0-6 0v2l-3 2z",
 };
 
 export function icon(name, size = 20) {

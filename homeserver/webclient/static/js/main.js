@@ -5,6 +5,7 @@ import { h, replace } from "./dom.js";
 import { Gateway } from "./gateway.js";
 import { loadSession, saveSession } from "./session.js";
 import { Store } from "./store.js";
+import { VoiceClient } from "./voice.js";
 import { applyTheme } from "./theme.js";
 import { renderAuth } from "./views/auth.js";
 import { renderInvite } from "./views/invite.js";
@@ -40,16 +41,18 @@ function startSession(session) {
   ctx.store = new Store(ctx.api);
   ctx.store.me = session.user;
   ctx.gateway = new Gateway(ctx.api);
+  ctx.voice = new VoiceClient(ctx);
   ctx.gateway.addEventListener("dispatch", (ev) => ctx.store.apply(ev.detail.t, ev.detail.d));
   ctx.gateway.addEventListener("fatal", () => ctx.api.end());
   ctx.gateway.start();
 }
 
 function stopSession() {
+  ctx.voice?.leave().catch(() => {});
   ctx.gateway?.stop();
   ctx.shell?.destroy();
   ctx.shell = null;
-  ctx.gateway = ctx.store = ctx.api = null;
+  ctx.gateway = ctx.store = ctx.api = ctx.voice = null;
 }
 
 export async function signOut() {

@@ -22,6 +22,7 @@ export class Store {
     this.threadLists = new Map(); // channel id -> [thread]
     this.typing = new Map(); // channel id -> Map(user id -> expiry ms)
     this.pins = new Map(); // channel id -> [message id]
+    this.voice = new Map(); // voice channel id -> Map(user id -> voice state)
     this.permissions = new Map(); // server id -> {permissions, channels: {id: bits}}
     this._permissionLoads = new Map();
     this.listeners = new Map();
@@ -150,6 +151,31 @@ export class Store {
     if (!known) return false;
     const bits = channelId ? known.channels[channelId] : known.permissions;
     return bits !== undefined && hasPermission(bits, key);
+  }
+
+  // --- voice ---------------------------------------------------------------------------------
+
+  applyVoiceState(state) {
+    for (const [channelId, users] of this.voice) {
+      if (users.delete(state.user_id) && channelId !== state.channel_id) this.emit("voice:" + channelId);
+    }
+    if (state.connected && state.channel_id) {
+      if (!this.voice.has(state.channel_id)) this.voice.set(state.channel_id, new Map());
+      this.voice.get(state.channel_id).set(state.user_id, state);
+      this.emit("voice:" + state.channel_id);
+    }
+    this.emit("voice");
+  }
+
+  async loadVoiceStates(channelId) {
+    try {
+      const states = await this.api.get(`/channels/${enc(channelId)}/voice/states`);
+      this.voice.set(channelId, new Map(states.map((s) => [s.user_id, s])));
+      this.emit("voice:" + channelId);
+      this.emit("voice");
+    } catch {
+      // Not visible any more, or voice not set up: nothing to show.
+    }
   }
 
   // --- members -------------------------------------------------------------------------------
@@ -477,6 +503,7 @@ const DISPATCH = {
     s.emit("presence", d);
   },
   MESSAGE_ACK: (s, d) => s.markRead(d.channel_id, d.message_id),
+  VOICE_STATE_UPDATE: (s, d) => s.applyVoiceState(d),
   RELATIONSHIP_UPDATE: (s, d) => {
     if (d.rel_type) {
       const old = s.relationships.get(d.target_id);

@@ -48,8 +48,9 @@ export class Shell {
     ctx.gateway.addEventListener("state", this._gatewayState);
     this._keys = (ev) => this._shortcut(ev);
     document.addEventListener("keydown", this._keys);
+    // Never idle while in a voice channel (as the original).
     this.idle = new IdleWatcher((status) => {
-      if (this.myStatus === "online") ctx.gateway.setPresence(status);
+      if (this.myStatus === "online" && !(status === "idle" && ctx.voice?.connected)) ctx.gateway.setPresence(status);
     });
     replace(root, h("div", { class: "loading-screen", role: "status" }, h("img", { src: "/icons/icon.svg", alt: "", width: 64, height: 64 }), h("p", {}, "Connecting…")), this.banner);
     if (ctx.store.me && ctx.gateway.state === "connected") this._onReady();

@@ -15,14 +15,20 @@ export class Sidebar {
     this.list = h("div", { class: "sidebar-scroll" });
     this.header = h("div", { class: "sidebar-header" });
     this.panel = h("div", { class: "user-panel" });
-    this.el = h("aside", { class: "sidebar", "aria-label": "Channels" }, this.header, this.list, this.panel);
+    this.voicePanel = h("div", { class: "voice-panel", "data-testid": "voice-panel", hidden: true, role: "region", "aria-label": "Voice connection" });
+    this.el = h("aside", { class: "sidebar", "aria-label": "Channels" }, this.header, this.list, this.voicePanel, this.panel);
     this.collapsed = new Set(JSON.parse(localStorage.getItem("drocsid.collapsed") || "[]"));
+    this.voiceLoaded = new Set();
     this.off = [];
     const s = ctx.store;
     this.off.push(s.on("*", (topic) => {
       const serverId = this.ctx.shell?.route?.serverId;
       if (topic === "unread" || topic === "dms" || topic === "servers" || (serverId && (topic === "channels:" + serverId || topic === "permissions:" + serverId))) this.render();
       if (topic === "me" || topic === "presence") this.renderPanel();
+      if (topic === "voice" || topic === "voice-local") {
+        if (!this.ctx.shell?.route?.home) this.render();
+        this.renderVoicePanel();
+      }
     }));
     this.renderPanel();
   }
@@ -79,7 +85,7 @@ export class Sidebar {
       "data-testid": "channel-link", "data-channel-id": channel.id, "data-name": channel.name, "aria-current": active ? "page" : null,
       onclick: (ev) => {
         ev.preventDefault();
-        if (channel.type === "voice") toast("Voice channels are not available in this client yet.");
+        if (channel.type === "voice") this.ctx.voice.join(channel.id).catch((err) => toast(err.message, "error"));
         else this.ctx.navigate(`/channels/${enc(server.id)}/${enc(channel.id)}`);
       },
     }, h("span", { class: "channel-icon", "aria-hidden": "true" }, icon(kind)), h("span", { class: "channel-name" }, channel.name),
@@ -89,7 +95,21 @@ export class Sidebar {
     const canEdit = store.can(server.id, "MANAGE_CHANNELS", channel.id) || store.can(server.id, "MANAGE_ROLES", channel.id);
     const gear = canEdit ? h("button", { type: "button", class: "icon-button small channel-gear", "aria-label": `Edit channel ${channel.name}`, title: "Edit channel",
       onclick: () => import("./channel_settings.js").then((m) => m.openChannelSettings(this.ctx, channel.id)) }, icon("gear", 16)) : null;
-    return h("li", { class: "channel-item" }, link, gear);
+    if (channel.type !== "voice") return h("li", { class: "channel-item" }, link, gear);
+    if (!this.voiceLoaded.has(channel.id)) {
+      this.voiceLoaded.add(channel.id);
+      store.loadVoiceStates(channel.id);
+    }
+    const inVoice = [...(store.voice.get(channel.id)?.values() || [])];
+    const speaking = this.ctx.voice?.speaking || new Set();
+    return h("li", { class: "channel-item voice" }, h("div", { class: "channel-row" }, link, gear),
+      inVoice.length ? h("ul", { class: "voice-members", "aria-label": `In ${channel.name}`, "data-testid": "voice-members" },
+        inVoice.map((v) => h("li", { class: "voice-member" + (speaking.has(v.user_id) ? " speaking" : ""), "data-user-id": v.user_id },
+          avatar(this.ctx, store.displayName(v.user_id, server.id), null, v.user_id),
+          h("span", {}, store.displayName(v.user_id, server.id)),
+          v.mute || v.self_mute ? h("span", { class: "voice-flag", title: v.mute ? "Server muted" : "Muted", "aria-label": v.mute ? "server muted" : "muted" }, icon("micOff", 14)) : null,
+          v.deaf || v.self_deaf ? h("span", { class: "voice-flag", title: v.deaf ? "Server deafened" : "Deafened", "aria-label": v.deaf ? "server deafened" : "deafened" }, icon("headphonesOff", 14)) : null,
+          v.streaming ? h("span", { class: "live-tag" }, "LIVE") : null))) : null);
   }
 
   openServerMenu(server, button) {
@@ -136,6 +156,26 @@ export class Sidebar {
           if (route.dmId === dm.id) this.ctx.navigate("/channels/@me");
         } }, icon("close", 16)));
       })));
+  }
+
+  // --- voice panel --------------------------------------------------------------------------
+
+  renderVoicePanel() {
+    const voice = this.ctx.voice;
+    this.voicePanel.hidden = !voice?.connected;
+    if (!voice?.connected) return;
+    const channel = this.ctx.store.channel(voice.channelId);
+    const server = channel ? this.ctx.store.server(channel.server_id) : null;
+    const toggle = (label, pressed, name, fn) => h("button", { type: "button", class: "icon-button" + (pressed ? " active" : ""), "aria-label": label,
+      "aria-pressed": pressed ? "true" : "false", title: label, onclick: () => fn().catch((err) => toast(err.message, "error")) }, icon(name));
+    replace(this.voicePanel,
+      h("div", { class: "voice-status" }, h("strong", { class: "voice-connected" }, voice.room ? "Voice Connected" : "Connecting…"),
+        h("span", { class: "muted small" }, channel ? `${channel.name} / ${server?.name || ""}` : "Call")),
+      h("div", { class: "voice-controls" },
+        toggle("Mute", voice.selfMute, voice.selfMute ? "micOff" : "mic", () => voice.toggleMute()),
+        toggle("Deafen", voice.selfDeaf, voice.selfDeaf ? "headphonesOff" : "headphones", () => voice.toggleDeafen()),
+        toggle("Share your screen", voice.streaming, "screen", () => voice.toggleScreenShare()),
+        h("button", { type: "button", class: "icon-button danger", "aria-label": "Disconnect", title: "Disconnect", onclick: () => voice.leave() }, icon("hangup"))));
   }
 
   // --- user panel ---------------------------------------------------------------------------
