@@ -17,6 +17,7 @@ from homeserver.client import (account, capabilities, directory, keys, login, me
                                registration, relations, room_activity, rooms, sync, user_data, versions)
 from homeserver.client import discovery, presence
 from homeserver.client import appservice_ping
+from homeserver.voice import matrixrtc
 from appservice.loading import WEBHOOKS_SERVICE_ID, create_sender_users, load_registrations, webhook_registration
 from homeserver.clock import Clock
 from homeserver.handlers.accounts import AccountHandler
@@ -67,7 +68,7 @@ log = Logger(namespace="drocsid.app")
 
 _SERVLETS = (versions, registration, login, account, capabilities, rooms, directory, key_server, sync,
              room_activity, relations, user_data, media, push_rules, keys, discovery, presence, api,
-             appservice_ping)
+             appservice_ping, matrixrtc)
 
 
 class StartupError(Exception):
@@ -142,8 +143,10 @@ class Homeserver:
         self.room_reader.relations = self.relations_handler
         self.presence = PresenceHandler(self.clock, self.presence_store, self.rooms, self.notifier)
         self.drocsid_mirror = MirrorKeeper(self)
+        from homeserver.voice.openid import OpenIdTokens
         from homeserver.voice.service import VoiceService
         self.voice = VoiceService(self)
+        self.openid_tokens = OpenIdTokens(self.clock)
         # Shared by /sync and the /api/v1 read states (homeserver.drocsid.read_states).
         self.unread = UnreadCounter(self.db, self.events, self.room_writer, self.room_heads,
                                     lambda: getattr(self, "push_rules", None))
@@ -155,6 +158,8 @@ class Homeserver:
         if config.federation.enabled:
             from federation import wiring as federation_wiring
             federation_wiring.attach(self)
+        if config.federation.enabled:
+            self.federation_route_modules.append(matrixrtc.register_federation)
         # Pushing to application services (transactions, queries, ping): appservice/.
         from appservice import queries as appservice_queries
         from appservice.client import ApplicationServiceClient

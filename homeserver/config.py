@@ -149,6 +149,8 @@ SCHEMA: dict[str, dict[str, Option]] = {
     },
     "email": {
         "resend_api_key": _opt("str", "", "Resend API key (HTTP mailer).", secret=True),
+        "resend_base_url": _opt("str", "https://api.resend.com", "Resend API base; mail is POSTed to"
+                                " `{resend_base_url}/emails`."),
         "from_address": _opt("str", "", "Sender address of outgoing mail."),
         "reset_token_ttl_secs": _opt("int", 1800, "Lifetime of password-reset tokens."),
         "smtp_host": _opt("str", "", "SMTP relay; used when no Resend key is set."),

@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 from twisted.trial import unittest
 
 from homeserver.drocsid.permissions import (
-    ADMIN_LEVEL, ALL, CHANNEL_SCOPED, DEFAULT_EVERYONE, EVERYONE, MODERATOR_LEVEL, SERVER_ONLY,
+    ADMIN_LEVEL, ALL, CALL_MEMBER_EVENT, CHANNEL_SCOPED, DEFAULT_EVERYONE, EVERYONE, MODERATOR_LEVEL, SERVER_ONLY,
     SPEAKER_LEVEL, MemberRoles, Overwrite, Permission as P, Role, can_assign_roles, can_edit_role,
     can_grant, can_manage_role, can_moderate, channel_permissions, format_permissions,
     has_permissions, highest_position, member_roles_from_state, member_state_key, overwrites_from_state,
@@ -486,7 +486,7 @@ class MirrorTest(unittest.TestCase):
                     "notifications": {"room": 100}, "historical": 100, "events_default": 77, "kick": 0}
         pl = power_levels_mirror(OWNER, server(), {MOD: ["mod"]}, existing, extra_users={"@bot:a.test": 100})
         self.assertEqual(pl["users"], {"@bot:a.test": 100, MOD: 50, OWNER: 100})
-        self.assertEqual(pl["events"], {"m.reaction": 0, "m.room.tombstone": 100})
+        self.assertEqual(pl["events"], {"m.reaction": 0, "m.room.tombstone": 100, CALL_MEMBER_EVENT: 0})
         self.assertEqual(pl["notifications"], {"room": 0})  # decided by MENTION_EVERYONE
         self.assertEqual(pl["historical"], 100)
         self.assertEqual((pl["events_default"], pl["kick"]), (0, 50))

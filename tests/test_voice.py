@@ -310,3 +310,15 @@ class VoiceAcrossInstancesTests(TwoServerTestCase):
         await self.b.wait_for(lambda: seen_on_b(lambda s: carol_id not in s), what="the disconnect on B")
         self.assertEqual([c["method"] for c in livekit.accepted("UpdateParticipant") + livekit.accepted(
             "RemoveParticipant")], ["UpdateParticipant", "RemoveParticipant"])
+
+
+class CallMemberRulesTests(unittest.TestCase):
+    def test_a_call_membership_is_ones_own_and_needs_connect(self):
+        from homeserver.drocsid.voice_rules import check_call_member
+        live = {"application": "m.call", "device_id": "D"}
+        self.assertIsNone(check_call_member("@bob:hs", "_@bob:hs_D", live, int(P.CONNECT)))
+        self.assertIsNone(check_call_member("@bob:hs", "@bob:hs_D", live, int(P.CONNECT)))
+        self.assertEqual(check_call_member("@bob:hs", "_@alice:hs_D", live, perms.ALL),
+                         "a call membership names its sender")
+        self.assertEqual(check_call_member("@bob:hs", "_@bob:hs_D", live, 0), "missing permission CONNECT")
+        self.assertIsNone(check_call_member("@bob:hs", "_@bob:hs_D", {}, 0))  # leaving

@@ -29,7 +29,8 @@ REGISTER_BODY = {
         "username": {"type": "string", "minLength": 2, "maxLength": 32,
                      "description": "The localpart of the new Matrix ID: a-z, 0-9, '.', '_', '=', '-', '/', '+'"},
         "password": {"type": "string", "description": "At least auth.password_min_length (8) characters"},
-        "email": {"type": "string", "maxLength": 254, "description": "Checked, not yet stored"},
+        "email": {"type": "string", "maxLength": 254,
+                  "description": "Stored unverified; a verification link is mailed to it"},
         "display_name": {"type": ["string", "null"], "minLength": 1, "maxLength": 32},
         "invite_code": {"type": ["string", "null"], "maxLength": 64,
                         "description": "A server invite code of this instance: the new account joins that "
@@ -98,6 +99,8 @@ def register(api: ApiRoutes, hs) -> None:
             body["username"], body["password"], device_name=body.get("device_name"), want_refresh=True, ip=ip)
         if body.get("display_name"):
             await hs.profiles_handler.set_field(user_id, "displayname", body["display_name"])
+        if "email" in body:
+            await hs.email.set_address(user_id, body["email"].lower())  # see homeserver/mail/service.py
         if code is not None:
             try:
                 await invites.admit_local(hs, code, user_id)

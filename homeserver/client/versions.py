@@ -16,7 +16,13 @@ def register_routes(router: Router, hs) -> None:
         return 200, {"versions": SPEC_VERSIONS, "unstable_features": {}}
 
     async def well_known_client(request):
-        return 200, {"m.homeserver": {"base_url": hs.config.server.public_baseurl}}
+        from homeserver.voice.matrixrtc import rtc_foci
+        body = {"m.homeserver": {"base_url": hs.config.server.public_baseurl}}
+        foci = rtc_foci(hs)
+        if foci:
+            # MatrixRTC (Element Call) finds the LiveKit token service here (MSC4143).
+            body["org.matrix.msc4143.rtc_foci"] = foci
+        return 200, body
 
     router.add("GET", "/_matrix/client/versions", versions)
     router.add("GET", "/.well-known/matrix/client", well_known_client)

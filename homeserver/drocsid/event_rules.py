@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from homeserver.drocsid import permissions as perms
 from homeserver.drocsid.permissions import P
-from homeserver.drocsid.voice_rules import VOICE_STATE_EVENT, check_voice_state
+from homeserver.drocsid.voice_rules import VOICE_STATE_EVENT, check_call_member, check_voice_state
 
 DELETED_EVENT = "io.drocsid.deleted"
 
@@ -66,6 +66,8 @@ def check_event(server: ServerFacts, event: EventFacts, overwrites: Mapping[str,
 
     if event.type == perms.MEMBER_EVENT:
         return _check_member_roles(server, event, bits) if in_space else None
+    if event.type == perms.CALL_MEMBER_EVENT:
+        return None if in_space else check_call_member(sender, event.state_key, event.content, bits)
     if event.type == VOICE_STATE_EVENT:
         return None if in_space else check_voice_state(sender, event.state_key, event.content, event.prior_content,
                                                         bits)

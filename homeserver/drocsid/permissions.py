@@ -83,6 +83,8 @@ class Permission(enum.IntFlag):
 
 P = Permission
 
+CALL_MEMBER_EVENT = "org.matrix.msc3401.call.member"  # MatrixRTC call membership (MSC3401/MSC4143)
+
 # The union of the defined bits (not -1, not 2**63-1): 14587822337791 (the original's
 # 14587822337279 plus STREAM).
 ALL = 0
@@ -530,6 +532,9 @@ def power_levels_mirror(
     events = existing.get("events")
     events = {k: v for k, v in events.items() if isinstance(v, int)} if isinstance(events, Mapping) else {}
     events["m.reaction"] = 0 if everyone_bits & P.ADD_REACTIONS else SPEAKER_LEVEL
+    # Element Call's membership (MatrixRTC): whoever may connect announces themselves; the
+    # Drocsid rules hold each to their own key and to CONNECT.
+    events[CALL_MEMBER_EVENT] = 0 if everyone_bits & P.CONNECT else SPEAKER_LEVEL
     content["events"] = dict(sorted(events.items()))
     # Who may ping the whole room: everyone when @everyone holds MENTION_EVERYONE, else
     # those raised to SPEAKER_LEVEL for it (push rules read this for @room highlights).

@@ -84,3 +84,14 @@ def livekit_grants(bits: int, *, dm: bool = False) -> dict:
     sources = (["microphone"] if speak else []) + (["camera", "screen_share", "screen_share_audio"] if stream else [])
     return {"can_publish": bool(sources), "can_publish_sources": sources, "can_subscribe": True,
             "can_publish_data": True}
+
+
+def check_call_member(sender: str, state_key: Any, content: Any, bits: int) -> str | None:
+    """Element Call's membership in a voice channel: one's own (the key names the sender,
+    ``_@user:server_DEVICE`` or ``@user:server_DEVICE``), and joining needs CONNECT."""
+    key = state_key[1:] if isinstance(state_key, str) and state_key.startswith("_@") else state_key
+    if not isinstance(key, str) or not (key == sender or key.startswith(sender + "_")):
+        return "a call membership names its sender"
+    if isinstance(content, Mapping) and content and not perms.has_permissions(bits, int(P.CONNECT)):
+        return "missing permission CONNECT"
+    return None

@@ -25,6 +25,24 @@ from homeserver.voice.tokens import client_token
 
 log = Logger()
 
+CALL_MEMBER_EVENT = perms.CALL_MEMBER_EVENT
+
+
+def call_member_user(state_key: str, content) -> str | None:
+    """Who a live MatrixRTC membership is: keys are ``_@user:server_DEVICE`` (MSC4143),
+    ``@user:server_DEVICE`` or, in the older form, the user ID with a ``memberships`` list."""
+    if not isinstance(content, dict) or not content:
+        return None
+    if "memberships" in content and not content["memberships"]:
+        return None  # the older form, left
+    key = state_key[1:] if state_key.startswith("_@") else state_key
+    if not key.startswith("@") or ":" not in key:
+        return None
+    if "memberships" in content:
+        return key
+    user, _sep, _device = key.rpartition("_")
+    return user if user.startswith("@") and ":" in user else key
+
 
 def voice_state_json(server_id: str | None, channel_id: str, user_id: str, content: dict) -> dict:
     connected = is_connected(content)
@@ -50,10 +68,17 @@ class VoiceService:
     # --- reading ------------------------------------------------------------------------------
 
     async def states(self, room_id: str) -> dict[str, dict]:
-        """user ID -> voice state content, for everyone connected in the room."""
-        state = await load_room_state(self.hs, room_id, {VOICE_STATE_EVENT}, members=False)
+        """user ID -> voice state content, for everyone connected in the room: Drocsid's
+        own voice state, and MatrixRTC call memberships (Element Call in the same room)."""
+        state = await load_room_state(self.hs, room_id, {VOICE_STATE_EVENT, CALL_MEMBER_EVENT}, members=False)
+        if state is None:
+            return {}
         out = {}
-        for key, content in (state.of_type(VOICE_STATE_EVENT) if state is not None else {}).items():
+        for key, content in state.of_type(CALL_MEMBER_EVENT).items():
+            user_id = call_member_user(key, content)
+            if user_id:
+                out[user_id] = {"connected": True, "matrixrtc": True}
+        for key, content in state.of_type(VOICE_STATE_EVENT).items():
             user_id = perms.user_of_state_key(key)
             if user_id and is_connected(content):
                 out[user_id] = content

@@ -9,6 +9,7 @@ import { VoiceClient } from "./voice.js";
 import { applyTheme } from "./theme.js";
 import { renderAuth } from "./views/auth.js";
 import { renderInvite } from "./views/invite.js";
+import { renderResetPassword, renderVerifyEmail } from "./views/reset_password.js";
 import { Shell } from "./views/shell.js";
 
 const root = document.getElementById("app");
@@ -71,6 +72,14 @@ ctx.signedIn = signedIn;
 function route() {
   const path = location.pathname;
   root.removeAttribute("aria-busy");
+  // Links from mail: they work signed in or not.
+  const token = new URLSearchParams(location.search).get("token");
+  if (path === "/reset-password" || path === "/verify-email") {
+    ctx.shell?.destroy();
+    ctx.shell = null;
+    (path === "/reset-password" ? renderResetPassword : renderVerifyEmail)(root, ctx, token || "");
+    return;
+  }
   const invite = path.match(/^\/invite\/([^/]+)$/);
   if (invite) {
     ctx.shell?.destroy();

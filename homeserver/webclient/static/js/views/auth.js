@@ -17,6 +17,10 @@ export function renderAuth(root, ctx, mode, { inviteCode = null, onDone = null }
     register ? h("label", { class: "field" }, h("span", {}, "Display name (optional)"), displayName) : null,
     h("label", { class: "field" }, h("span", {}, "Password"), password),
     error, submit,
+    register ? null : h("p", { class: "muted" }, h("a", { href: "/reset-password", "data-testid": "forgot-password", onclick: (ev) => {
+      ev.preventDefault();
+      import("./reset_password.js").then((m) => m.renderForgotPassword(root, ctx));
+    } }, "Forgot your password?")),
     h("p", { class: "muted" }, register ? "Already have an account? " : "Need an account? ",
       h("a", { href: register ? "/login" : "/register", onclick: (ev) => { ev.preventDefault(); onDone ? renderAuth(root, ctx, register ? "login" : "register", { inviteCode, onDone }) : ctx.navigate(register ? "/login" + location.search : "/register" + location.search); } },
         register ? "Log in" : "Register")));
