@@ -142,6 +142,8 @@ class Homeserver:
         self.relations_handler = RelationsHandler(self.clock, self.relations, self.room_writer)
         self.room_reader.relations = self.relations_handler
         self.presence = PresenceHandler(self.clock, self.presence_store, self.rooms, self.notifier)
+        from homeserver.handlers.presence_timers import PresenceTimers
+        self.presence_timers = PresenceTimers(self)
         self.drocsid_mirror = MirrorKeeper(self)
         from homeserver.voice.openid import OpenIdTokens
         from homeserver.voice.service import VoiceService
@@ -235,6 +237,7 @@ class Homeserver:
             log.info("created application service sender {user_id}", user_id=sender)
         await self.gateway.start()
         await self.appservice_sender.start()
+        self.presence_timers.start()
         server = self.config.server
         try:
             self.client_port = self.reactor.listenTCP(server.port, self.site, interface=server.host)
@@ -282,6 +285,7 @@ class Homeserver:
             await self._drain_requests()
             await self.gateway.stop()
             await self.appservice_sender.stop()
+            self.presence_timers.stop()
             await self.appservice_client.close()
             if self.config.federation.enabled:
                 from federation import wiring as federation_wiring

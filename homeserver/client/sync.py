@@ -43,6 +43,7 @@ def register_routes(router: Router, hs) -> None:
         set_presence = query_str(request, "set_presence", "online")
         if set_presence not in ("online", "offline", "unavailable"):
             raise MatrixError(400, "M_INVALID_PARAM", "set_presence must be online, offline or unavailable")
+        hs.presence_timers.synced(requester.user_id, present=set_presence == "online")
         if set_presence != "offline":
             # A client syncing is a client present; it keeps the status message it set.
             await hs.presence.set_state(requester.user_id, set_presence, keep_status=True)

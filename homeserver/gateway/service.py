@@ -263,6 +263,8 @@ class Gateway:
             await self._set_status(session.user_id, status, custom)
 
     async def _set_status(self, user_id: str, status: str, custom: str | None) -> None:
+        if status == "online":
+            self.hs.presence_timers.active(user_id)  # the client reports activity
         state, message = to_matrix_presence(status, custom)
         await self.hs.presence.set_state(user_id, state, message)
 

@@ -38,6 +38,10 @@ class PresenceHandler:
         self._current: dict[str, tuple[str, str | None, int]] = {}
         self._listeners: list[PresenceListener] = []
 
+    def current(self) -> dict[str, tuple[str, str | None, int]]:
+        """Local users' last set presence: user ID -> (state, status_msg, set at ms)."""
+        return dict(self._current)
+
     def add_listener(self, listener: PresenceListener) -> None:
         """Called for every stored presence change of a local user (refreshes included)."""
         self._listeners.append(listener)

@@ -35,7 +35,9 @@ export class IdleWatcher {
       this.lastAnnounced = Date.now();
       this.onChange("online");
     } else if (Date.now() - this.lastAnnounced > ACTIVE_EVERY_MS) {
+      // Still here: the server goes by these reports (idle after 5 minutes without one).
       this.lastAnnounced = Date.now();
+      this.onChange("online");
     }
   }
 
