@@ -97,7 +97,35 @@ function accountTab(ctx, panel, onCleanup) {
         h("div", { class: "muted" }, me.username ? `@${me.username}` : ""))),
     form,
     section("Avatar", field("Upload avatar", file), h("p", { class: "muted" }, "PNG, JPEG, GIF or WebP, at most 5 MiB."), removeAvatar, avatarError),
-    section("User ID", field("Your user ID", userId)));
+    section("User ID", field("Your user ID", userId)),
+    emailSection(ctx));
+}
+
+// The address password-reset links go to (docs/email.md): changing it needs the password,
+// and it counts once the link mailed to it is followed.
+function emailSection(ctx) {
+  const status = h("p", { class: "muted", "data-testid": "email-status" }, "Loading…");
+  const address = h("input", { type: "email", autocomplete: "email", maxLength: 254, required: true, "data-testid": "email-input" });
+  const password = h("input", { type: "password", autocomplete: "current-password", required: true, "data-testid": "email-password" });
+  const error = errorBox();
+  const save = h("button", { class: "button", type: "submit", "data-testid": "save-email" }, "Save email");
+  const form = h("form", { class: "settings-form" }, field("Email", address), field("Current password", password), error,
+    h("div", { class: "settings-actions" }, save));
+  const show = (answer) => {
+    address.value = answer?.email || "";
+    status.textContent = !answer?.email ? "No email address: add one to be able to reset your password."
+      : answer.verified ? "Verified." : "Not verified yet: follow the link we mailed you.";
+  };
+  ctx.api.get("/users/@me/email").then(show).catch(() => show(null));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    busy(save, error, async () => {
+      show(await ctx.api.put("/users/@me/email", { email: address.value.trim(), password: password.value }));
+      password.value = "";
+      toast("Check your inbox to confirm the address");
+    });
+  });
+  return section("Email", status, form);
 }
 
 // --- Status ----------------------------------------------------------------------------------
