@@ -188,11 +188,13 @@ export class Shell {
     const others = (dm.recipients || []).filter((r) => r.id !== store.me.id);
     this.view = new MessagePane(this.ctx, { channelId: dm.id, title: dm.type === "dm" ? `@${name}` : name });
     const profile = others.length === 1 ? h("button", { type: "button", class: "icon-button", "aria-label": `Options for ${name}`, onclick: (ev) => openUserMenu(this.ctx, others[0].id, ev.currentTarget) }, icon("more")) : null;
+    const call = h("button", { type: "button", class: "icon-button", "aria-label": "Start a voice call", title: "Start a voice call", "data-testid": "dm-call",
+      onclick: () => this.ctx.voice.join(dm.id).catch((err) => toast(err.message, "error")) }, icon("mic"));
     const add = dm.type === "group_dm" ? h("button", { type: "button", class: "icon-button", "aria-label": "Add people to this group", onclick: () => this.openNewDm(dm) }, icon("plus")) : null;
     const recipients = dm.type === "group_dm" ? h("aside", { class: "member-list", "aria-label": "Members" }, h("h3", { class: "member-group-title" }, `Members — ${dm.recipients.length}`),
       h("ul", { role: "list" }, dm.recipients.map((r) => h("li", { class: "member" }, h("span", { class: `status-dot inline ${store.statusOf(r.id)}`, "aria-hidden": "true" }), r.display_name || r.id)))) : null;
     replace(this.main, h("section", { class: "channel-view", "aria-label": name },
-      h("header", { class: "channel-header" }, h("h1", {}, h("span", { class: "channel-icon", "aria-hidden": "true" }, icon("at")), name), h("div", { class: "header-actions" }, add, profile)),
+      h("header", { class: "channel-header" }, h("h1", {}, h("span", { class: "channel-icon", "aria-hidden": "true" }, icon("at")), name), h("div", { class: "header-actions" }, call, add, profile)),
       h("div", { class: "channel-body" }, this.view.el, recipients)));
     queueMicrotask(() => this.view?.composer.focus());
   }
