@@ -185,7 +185,9 @@ class Homeserver:
         if config.web_client.enabled:
             from homeserver.webclient import STATIC_DIR, WebClient, content_security_policy, origins_of
             static_dir = config.web_client.static_dir
-            policy = content_security_policy(connect=origins_of(config.livekit.public_url))
+            from homeserver.gif.service import media_origins
+            policy = content_security_policy(connect=origins_of(config.livekit.public_url),
+                                             images=media_origins(config.gif))
             web_client = WebClient(static_dir or STATIC_DIR, reload=bool(static_dir), policy=policy)
         self.site = build_site(ClientRoot(self.router, self.gateway, web_client), config, reactor)
         self.client_port = None

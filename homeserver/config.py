@@ -162,7 +162,14 @@ SCHEMA: dict[str, dict[str, Option]] = {
     "gif": {
         "provider": _opt("str", "giphy", "GIF search provider."),
         "api_key": _opt("str", "", "Provider API key; empty: GIF search disabled.", secret=True),
-        "rating": _opt("str", "pg-13", "Content rating passed to the provider."),
+        "rating": _opt("str", "pg-13", "Content rating passed to the provider (g, pg, pg-13 or r)."),
+        "base_url": _opt("str", "https://api.giphy.com", "Provider API base; Giphy is asked at"
+                         " `{base_url}/v1/gifs/search` and `/v1/gifs/trending`."),
+        "timeout_secs": _opt("float", 5.0, "How long a provider request may take before the answer is 502."),
+        "cache_ttl_secs": _opt("int", 300, "How long a successful provider answer is reused; 0: no cache."),
+        "per_user_per_second": _opt("float", 1.0, "GIF searches a user may make per second, sustained;"
+                                    " 0: no limit."),
+        "burst": _opt("int", 10, "GIF searches a user may make at once."),
     },
 }
 
@@ -170,6 +177,8 @@ _CHOICES = {
     ("logging", "level"): ("debug", "info", "warn", "error"),
     ("logging", "format"): ("json", "text"),
     ("rooms", "default_version"): ("10", "11", "12"),
+    ("gif", "provider"): ("giphy",),
+    ("gif", "rating"): ("g", "pg", "pg-13", "r"),
 }
 
 

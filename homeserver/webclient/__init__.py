@@ -26,7 +26,7 @@ VENDOR = {b"/vendor/livekit-client.esm.mjs": os.path.join(os.path.dirname(__file
 CLIENT_ROUTES = frozenset({b"", b"channels", b"invite", b"login", b"register", b"settings", b"reset-password",
                            b"verify-email"})
 STATIC_PREFIXES = (b"/js/", b"/icons/")
-STATIC_FILES = frozenset({b"/app.css", b"/settings.css", b"/sw.js", b"/manifest.webmanifest", b"/index.html"})
+STATIC_FILES = frozenset({b"/app.css", b"/settings.css", b"/gif.css", b"/sw.js", b"/manifest.webmanifest", b"/index.html"})
 
 _TYPES = {".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
           ".html": "text/html; charset=utf-8", ".webmanifest": "application/manifest+json",

@@ -2,7 +2,7 @@
 // opens and installs as a PWA. API calls, media and the gateway are never cached.
 
 const CACHE = "drocsid-shell-v1";
-const SHELL = ["/", "/app.css", "/js/main.js", "/manifest.webmanifest", "/icons/icon.svg", "/icons/icon-192.png"];
+const SHELL = ["/", "/app.css", "/settings.css", "/gif.css", "/js/main.js", "/manifest.webmanifest", "/icons/icon.svg", "/icons/icon-192.png"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));

@@ -5,6 +5,7 @@
 import { icon } from "../icons.js";
 import { h, replace } from "../dom.js";
 import { openEmojiPicker } from "./emoji_picker.js";
+import { openGifPicker } from "./gif_picker.js";
 import { matchCandidates, mentionQuery } from "../mentions.js";
 
 const TYPING_EVERY_MS = 5_000;
@@ -36,6 +37,7 @@ export class Composer {
     this.fileInput = h("input", { type: "file", multiple: true, hidden: true, "data-testid": testid === "composer" ? "file-input" : "thread-file-input", "aria-label": "Upload a file" });
     this.attachButton = h("button", { type: "button", class: "icon-button composer-attach", "aria-label": "Upload a file", title: "Upload a file" }, icon("upload"));
     this.emojiButton = h("button", { type: "button", class: "icon-button", "aria-label": "Choose an emoji", title: "Emoji" }, icon("smile"));
+    this.gifButton = h("button", { type: "button", class: "icon-button gif-button", "aria-label": "Send a GIF", title: "GIF", "data-testid": "gif-button" }, "GIF");
     this.replyBar = h("div", { class: "reply-bar", hidden: true });
     this.fileTray = h("div", { class: "file-tray", hidden: true, "aria-label": "Files to send", role: "list" });
     this.error = h("div", { class: "form-error", role: "alert" });
@@ -44,7 +46,7 @@ export class Composer {
     this.suggestedIndex = 0;
     this.el = h("form", { class: "composer", "aria-label": "Send a message" },
       this.suggestions, this.replyBar, this.fileTray,
-      h("div", { class: "composer-row" }, this.attachButton, this.fileInput, this.input, this.emojiButton),
+      h("div", { class: "composer-row" }, this.attachButton, this.fileInput, this.input, this.gifButton, this.emojiButton),
       this.error);
     this._wire();
   }
@@ -56,6 +58,10 @@ export class Composer {
       this.fileInput.value = "";
     });
     this.emojiButton.addEventListener("click", () => openEmojiPicker(this.emojiButton, (char) => this.insert(char)));
+    // A GIF is sent as its link, as Discord does; clients show GIF links as images.
+    this.gifButton.addEventListener("click", () => openGifPicker(this.pane.ctx, this.gifButton, (gif) =>
+      this.pane.send({ content: gif.url, files: [], replyTo: this.replyTo }).then(() => this.setReply(null))
+        .catch((err) => { this.error.textContent = err.message; })));
     this.input.addEventListener("input", () => {
       this._grow();
       this._suggest();

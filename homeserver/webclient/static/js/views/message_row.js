@@ -9,6 +9,12 @@ import { calendarTime, fullTime, shortTime } from "../time.js";
 // A role <@&id>, a user ID (the server's mention syntax), @everyone / @here, ||spoiler||.
 const MENTION = /<@&([^>\s]+)>|(?<![\w@])(@[a-z0-9._=\/+-]+:[A-Za-z0-9.-]+(?::\d{1,5})?)|@(everyone|here)\b|\|\|(.+?)\|\|/g;
 
+const GIF_LINK = /^https:\/\/(media\d?|i)\.giphy\.com\/[^\s]+$/;
+
+function isGifLink(content) {
+  return typeof content === "string" && GIF_LINK.test(content.trim());
+}
+
 export function renderRow(pane, item) {
   if (item.kind === "start") return renderStart(pane);
   if (item.kind === "divider") return h("div", { class: "new-divider", role: "separator", "aria-label": "New messages" }, h("span", {}, "New"));
@@ -62,6 +68,9 @@ function renderMessage(pane, item) {
   }
   if (pane.editingId === m.id) {
     body.append(editor(pane, m));
+  } else if (isGifLink(m.content)) {
+    // A message that is only a GIF link shows the GIF (the CSP allows the provider's media hosts).
+    body.append(h("div", { class: "message-content gif" }, h("img", { class: "gif-embed", "data-testid": "gif-embed", src: m.content.trim(), alt: "GIF", loading: "lazy" })));
   } else if (m.content || m.html) {
     const content = h("div", { class: "message-content" });
     content.append(decorate(pane, m.html ? sanitizedFragment(m.html) : document.createTextNode(m.content)));
