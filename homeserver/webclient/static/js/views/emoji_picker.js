@@ -3,6 +3,7 @@
 
 import { h, replace } from "../dom.js";
 import { CATEGORIES, EMOJI } from "../emoji_data.js";
+import { escapeCloses, moveInGrid } from "./grid_keys.js";
 
 const RECENT_KEY = "drocsid.recentEmoji";
 const COLUMNS = 8;
@@ -66,24 +67,13 @@ export function openEmojiPicker(anchor, onPick) {
 
   search.addEventListener("input", render);
   picker.addEventListener("keydown", (ev) => {
-    if (ev.key === "Escape") {
-      ev.preventDefault();
-      ev.stopPropagation();
-      close();
-      return;
-    }
-    const index = buttons.indexOf(document.activeElement);
-    const moves = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: COLUMNS, ArrowUp: -COLUMNS };
+    if (escapeCloses(ev, close)) return;
     if (ev.key === "Enter" && document.activeElement === search && buttons[0]) {
       ev.preventDefault();
       buttons[0].click();
-    } else if (ev.key in moves) {
-      if (document.activeElement === search && ev.key !== "ArrowDown") return;
-      ev.preventDefault();
-      const next = document.activeElement === search ? 0 : Math.max(0, Math.min(buttons.length - 1, index + moves[ev.key]));
-      if (ev.key === "ArrowUp" && index - COLUMNS < 0) search.focus();
-      else buttons[next]?.focus();
+      return;
     }
+    moveInGrid(ev, { buttons, search, columns: COLUMNS });
   });
   render();
   document.body.append(picker);

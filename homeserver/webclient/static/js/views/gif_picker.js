@@ -5,6 +5,7 @@
 // come from the provider's media host (allowed by the CSP's img-src).
 
 import { h, replace } from "../dom.js";
+import { escapeCloses, moveInGrid } from "./grid_keys.js";
 
 const PAGE = 25;
 const MAX_OFFSET = 4999;
@@ -129,14 +130,7 @@ export function openGifPicker(ctx, anchor, onPick) {
     if (grid.scrollTop + grid.clientHeight >= grid.scrollHeight - 120) load(false);
   });
   picker.addEventListener("keydown", (ev) => {
-    if (ev.key === "Escape") {
-      ev.preventDefault();
-      ev.stopPropagation();
-      close();
-      return;
-    }
-    const index = buttons.indexOf(document.activeElement);
-    const moves = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: COLUMNS, ArrowUp: -COLUMNS };
+    if (escapeCloses(ev, close)) return;
     if (ev.key === "Enter" && document.activeElement === search) {
       ev.preventDefault();
       clearTimeout(timer);
@@ -148,20 +142,10 @@ export function openGifPicker(ctx, anchor, onPick) {
       } else {
         buttons[0]?.focus();
       }
-    } else if (ev.key in moves) {
-      if (document.activeElement === search && ev.key !== "ArrowDown") return;
-      if (!buttons.length) return;
-      ev.preventDefault();
-      if (ev.key === "ArrowUp" && index - COLUMNS < 0) {
-        search.focus();
-        return;
-      }
-      const next = document.activeElement === search ? 0 : Math.max(0, Math.min(buttons.length - 1, index + moves[ev.key]));
-      buttons.forEach((b, i) => { b.tabIndex = i === next ? 0 : -1; });
-      buttons[next].focus();
-      buttons[next].scrollIntoView({ block: "nearest" });
-      if (next >= buttons.length - COLUMNS) load(false);
+      return;
     }
+    const next = moveInGrid(ev, { buttons, search, columns: COLUMNS });
+    if (next !== null && next >= buttons.length - COLUMNS) load(false);
   });
 
   document.body.append(picker);
