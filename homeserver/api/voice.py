@@ -55,11 +55,7 @@ def register(api: ApiRoutes, hs) -> None:
         return 200, await hs.voice.update_self(call.requester.user_id, call.params["channel_id"], changes)
 
     async def states(call: ApiCall):
-        server, _channel, _bits = await hs.voice._voice_channel(call.requester.user_id, call.params["channel_id"])
-        from homeserver.voice.service import voice_state_json
-        found = await hs.voice.states(call.params["channel_id"])
-        return 200, [voice_state_json(server.room_id if server else None, call.params["channel_id"], user, content)
-                     for user, content in sorted(found.items())]
+        return 200, await hs.voice.states_json(call.requester.user_id, call.params["channel_id"])
 
     async def moderate(call: ApiCall):
         await member_server(hs, call.params["server_id"], call.requester.user_id)

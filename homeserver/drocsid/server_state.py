@@ -300,14 +300,14 @@ async def server_of_channel(hs, channel_id: str) -> tuple[Server, Channel] | Non
     return None
 
 
-async def user_servers(hs, user_id: str) -> list[Server]:
+async def user_servers(hs, user_id: str, *, with_channels: bool = False) -> list[Server]:
     """The servers the user is joined to, oldest first."""
     servers = []
     for room_id in await hs.rooms.get_rooms_for_user(user_id):
         head = await hs.room_heads.get(room_id)
         if head is None or (perms.ROLE_EVENT, perms.EVERYONE) not in head.state:
             continue
-        server = await load_server(hs, room_id, with_channels=False)
+        server = await load_server(hs, room_id, with_channels=with_channels)
         if server is not None and server.is_member(user_id):
             servers.append(server)
     servers.sort(key=lambda s: (s.created_ts, s.room_id))

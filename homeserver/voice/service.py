@@ -15,7 +15,8 @@ from homeserver.api.channels import channel_for
 from homeserver.drocsid import permissions as perms
 from homeserver.drocsid.dms import joined_dm
 from homeserver.drocsid.permissions import P
-from homeserver.drocsid.server_state import Channel, Server, load_room_state, server_of_channel, user_servers
+from homeserver.drocsid.server_state import (Channel, Server, load_room_state, load_server, server_of_channel,
+                                             user_servers)
 from homeserver.drocsid.servers import _send_as
 from homeserver.drocsid.voice_rules import (VOICE_STATE_EVENT, is_connected, livekit_grants,
                                             voice_state_content)
@@ -84,6 +85,13 @@ class VoiceService:
                 out[user_id] = content
         return out
 
+    async def states_json(self, user_id: str, channel_id: str) -> list[dict]:
+        """Who is connected, for a user who may see the channel (or is in the DM)."""
+        server, _channel, _bits = await self._voice_channel(user_id, channel_id)
+        found = await self.states(channel_id)
+        return [voice_state_json(server.room_id if server else None, channel_id, user, content)
+                for user, content in sorted(found.items())]
+
     async def _voice_channel(self, user_id: str, channel_id: str) -> tuple[Server | None, Channel | None, int]:
         """(server, channel, bits) for a server voice channel, (None, None, all) for a DM."""
         if not isinstance(channel_id, str) or not channel_id.startswith("!"):
@@ -151,13 +159,12 @@ class VoiceService:
 
     async def leave_all(self, user_id: str, keep: str | None = None) -> None:
         """Leave every voice channel the user is in (but ``keep``): one at a time."""
-        for server in await user_servers(self.hs, user_id):
-            loaded = await _load_server(self.hs, server.room_id)
-            for channel in loaded.channels if loaded else ():
+        for server in await user_servers(self.hs, user_id, with_channels=True):
+            for channel in server.channels:
                 if channel.kind != "voice" or channel.room_id == keep:
                     continue
                 if user_id in await self.states(channel.room_id):
-                    await self._write(user_id, loaded, channel.room_id, user_id, {})
+                    await self._write(user_id, server, channel.room_id, user_id, {})
                     await self._kick_from_livekit(channel.room_id, user_id)
 
     async def _kick_from_livekit(self, room_id: str, user_id: str) -> None:
@@ -176,12 +183,13 @@ class VoiceService:
         (MOVE_MEMBERS) someone in one of the server's voice channels: LiveKit first, then
         the state every client and instance reads."""
         self._require_configured()
-        server = await _load_server(self.hs, server_id)
+        server = await load_server(self.hs, server_id)
         if server is None or not server.is_member(actor):
             raise not_found("Unknown server")
-        where = None
+        where, prior = None, None
         for channel in server.channels:
-            if channel.kind == "voice" and target in await self.states(channel.room_id):
+            prior = (await self.states(channel.room_id)).get(target) if channel.kind == "voice" else None
+            if prior is not None:
                 where = channel
                 break
         if where is None:
@@ -191,7 +199,6 @@ class VoiceService:
             | (int(P.MOVE_MEMBERS) if move_to is not None or disconnect else 0)
         if not perms.has_permissions(bits, needed):
             raise forbidden(f"Missing permission {perms.P(needed & ~bits).name or needed}")
-        prior = (await self.states(where.room_id))[target]
         if disconnect:
             await self.room_service.remove(where.room_id, target)
             await self._write(actor, server, where.room_id, target, {})
@@ -221,7 +228,3 @@ class VoiceService:
         await self._write(actor, server, where.room_id, target, content)
         return voice_state_json(server.room_id, where.room_id, target, content)
 
-
-async def _load_server(hs, server_id: str) -> Server | None:
-    from homeserver.drocsid.server_state import load_server
-    return await load_server(hs, server_id)
