@@ -149,6 +149,8 @@ class Homeserver:
         from homeserver.voice.service import VoiceService
         self.voice = VoiceService(self)
         self.openid_tokens = OpenIdTokens(self.clock)
+        from homeserver.mail.service import EmailService
+        self.email = EmailService(self)  # password resets and address verification
         # Shared by /sync and the /api/v1 read states (homeserver.drocsid.read_states).
         self.unread = UnreadCounter(self.db, self.events, self.room_writer, self.room_heads,
                                     lambda: getattr(self, "push_rules", None))

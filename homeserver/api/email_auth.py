@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from homeserver.api.routes import ApiCall, ApiRoutes
 from homeserver.http.errors import forbidden
-from homeserver.mail.service import MAX_ADDRESS, EmailService, normalise_address
+from homeserver.mail.service import MAX_ADDRESS, normalise_address
 
 # The original: 10 requests per 15 minutes per address. Per client address a little more,
 # so one office behind a NAT is not locked out by a single person.
@@ -64,9 +64,6 @@ _EMPTY = {"type": "object"}
 
 
 def register(api: ApiRoutes, hs) -> None:
-    # Built here rather than in app.py: the routes are its only users (and registration's).
-    if getattr(hs, "email", None) is None:
-        hs.email = EmailService(hs)
     limits = hs.config.limits
     email_ref = api.schema("Email", EMAIL_SCHEMA)
 
