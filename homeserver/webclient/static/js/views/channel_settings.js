@@ -36,12 +36,9 @@ export async function openChannelSettings(ctx, channelId) {
   return modal;
 }
 
+// Shown at once, as the gateway's CHANNEL_UPDATE will show it again.
 function upsertChannel(store, channel) {
-  const server = store.server(channel?.server_id);
-  if (!server) return;
-  server.channels = server.channels.filter((c) => c.id !== channel.id).concat([channel])
-    .sort((a, b) => (a.position ?? 0) - (b.position ?? 0) || a.name.localeCompare(b.name));
-  store.emit("channels:" + channel.server_id);
+  if (channel?.server_id) store.apply("CHANNEL_UPDATE", channel);
 }
 
 // --- Overview ----------------------------------------------------------------------------------

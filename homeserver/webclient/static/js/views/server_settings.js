@@ -48,11 +48,9 @@ export async function openServerSettings(ctx, serverId, tab = "overview") {
 const isEveryone = (role) => role.id === "" || role.position === 0 || role.name === "@everyone";
 const roleSegment = (role) => (role.id === "" ? "@everyone" : enc(role.id));
 
+// The answers are shown at once, as the gateway's dispatches will show them again.
 function upsertRole(store, serverId, role) {
-  const server = store.server(serverId);
-  if (!server || !role) return;
-  server.roles = server.roles.filter((r) => r.id !== role.id).concat([role]).sort((a, b) => a.position - b.position);
-  store.emit("roles:" + serverId);
+  if (role) store.apply("ROLE_UPDATE", { server_id: serverId, ...role });
 }
 
 function upsertMember(store, serverId, member) {
@@ -140,11 +138,7 @@ function overviewTab(ctx, serverId, panel, onCleanup, modalRef) {
 }
 
 function applyServer(store, serverId, answer) {
-  const server = store.server(serverId);
-  if (!server || !answer) return;
-  Object.assign(server, { name: answer.name, description: answer.description, icon_url: answer.icon_url });
-  store.emit("servers");
-  store.emit("channels:" + serverId);
+  if (answer) store.apply("SERVER_UPDATE", { ...answer, id: serverId });
 }
 
 // --- Roles -------------------------------------------------------------------------------------
@@ -267,10 +261,8 @@ function roleEditor(ctx, serverId, role, { onDirty, onSaved, onDeleted }) {
       if (!(await confirmModal("Delete role", `Delete the role “${role.name}”? Members lose it and its channel permissions go too.`, "Delete role"))) return;
       await busy(del, error, async () => {
         await ctx.api.del(serverPath(serverId, `/roles/${roleSegment(role)}`));
-        const server = ctx.store.server(serverId);
-        if (server) server.roles = server.roles.filter((r) => r.id !== role.id);
+        ctx.store.apply("ROLE_DELETE", { server_id: serverId, role_id: role.id });
         onDeleted();
-        ctx.store.emit("roles:" + serverId);
       });
     });
     form.querySelector(".settings-actions").append(del);
@@ -357,34 +349,23 @@ function memberRow(ctx, serverId, member, roles, may) {
     actions.append(nick);
   }
   if (!isOwner && member.user_id !== me) {
-    if (may.kick) {
-      const kickButton = h("button", { class: "button danger small", type: "button", "data-testid": "kick-member" }, "Kick");
-      kickButton.addEventListener("click", async () => {
-        const answer = await promptModal(`Kick ${name}`, [{ name: "reason", label: "Reason (optional)", maxLength: 512 }], "Kick");
+    // Kick and ban: the same flow, with a reason, then the member leaves the list.
+    const removal = (label, testid, done, send) => {
+      const button = h("button", { class: "button danger small", type: "button", "data-testid": testid }, label);
+      button.addEventListener("click", async () => {
+        const answer = await promptModal(`${label} ${name}`, [{ name: "reason", label: "Reason (optional)", maxLength: 512 }], label);
         if (!answer) return;
-        await busy(kickButton, error, async () => {
-          await ctx.api.post(serverPath(serverId, `/kick/${enc(member.user_id)}`), answer.reason ? { reason: answer.reason } : {});
+        await busy(button, error, async () => {
+          await send(answer.reason ? { reason: answer.reason } : {});
           store.members.get(serverId)?.delete(member.user_id);
           store.emit("members:" + serverId);
-          toast(`${name} was kicked`);
+          toast(`${name} was ${done}`);
         });
       });
-      actions.append(kickButton);
-    }
-    if (may.ban) {
-      const banButton = h("button", { class: "button danger small", type: "button", "data-testid": "ban-member" }, "Ban");
-      banButton.addEventListener("click", async () => {
-        const answer = await promptModal(`Ban ${name}`, [{ name: "reason", label: "Reason (optional)", maxLength: 512 }], "Ban");
-        if (!answer) return;
-        await busy(banButton, error, async () => {
-          await ctx.api.put(serverPath(serverId, `/bans/${enc(member.user_id)}`), answer.reason ? { reason: answer.reason } : {});
-          store.members.get(serverId)?.delete(member.user_id);
-          store.emit("members:" + serverId);
-          toast(`${name} was banned`);
-        });
-      });
-      actions.append(banButton);
-    }
+      actions.append(button);
+    };
+    if (may.kick) removal("Kick", "kick-member", "kicked", (body) => ctx.api.post(serverPath(serverId, `/kick/${enc(member.user_id)}`), body));
+    if (may.ban) removal("Ban", "ban-member", "banned", (body) => ctx.api.put(serverPath(serverId, `/bans/${enc(member.user_id)}`), body));
   }
   return h("li", { class: "settings-member", "data-testid": "member-row", dataset: { userId: member.user_id } },
     h("div", { class: "settings-member-head" },
