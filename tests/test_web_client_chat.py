@@ -68,6 +68,8 @@ class ChatTests(BrowserTestCase):
         self.assertGreaterEqual(report["resumed"], 1)
         self.assertTrue(report["sameSession"])
         self.assertEqual(report["darkTheme"], "dark")
+        self.assertTrue(report["acceptedInto"])
+        self.assertTrue(report["kickedFromSecond"])
         self.assertTrue(report["typingSeen"])
         # The mention: typed as "@bob…" through autocomplete, sent as his user ID, shown as a
         # pill with his name, lighting the server's badge until he read the channel.

@@ -431,6 +431,47 @@ await step("a dropped gateway resumes without losing or doubling messages", asyn
     .map((el) => el.textContent).filter((t) => t.startsWith("missed ")));
 });
 
+await step("a signed-in user accepts an invite; rename, role deletion and a kick in settings", async () => {
+  await A.click('[data-testid="add-server"]');
+  await A.getByLabel("Server name").fill("Second");
+  await A.getByRole("button", { name: "Create", exact: true }).click();
+  await A.waitForURL((url) => !decodeURIComponent(url.pathname).startsWith(`/channels/${serverId}`));
+  await A.locator('[data-testid="composer"]').waitFor();
+  const second = decodeURIComponent(new URL(A.url()).pathname.split("/")[2]);
+  await A.click('[data-testid="server-menu"]');
+  await A.getByRole("menuitem", { name: "Invite people" }).click();
+  const link = await A.getByLabel("Invite link").inputValue();
+  await closeDialog(A);
+  // Opening the link in a fresh page: the session is restored before the invite shows.
+  await B.goto(link);
+  await B.getByRole("button", { name: "Accept invite" }).click();
+  await B.locator('[data-testid="composer"]').waitFor();
+  out.acceptedInto = decodeURIComponent(new URL(B.url()).pathname.split("/")[2]) === second;
+
+  await A.click('[data-testid="server-menu"]');
+  await A.getByRole("menuitem", { name: "Server settings" }).click();
+  await A.locator('[data-testid="server-name-input"]').fill("Second, renamed");
+  await A.locator('[data-testid="settings-panel"] button[type=submit]').first().click();
+  await B.locator('[data-testid="server-menu"]', { hasText: "Second, renamed" }).waitFor();
+  await A.getByRole("tab", { name: "Roles" }).click();
+  await A.click('[data-testid="create-role"]');
+  await A.locator('[data-testid="role-name-input"]').fill("Temporary");
+  await A.click('[data-testid="save-role"]');
+  await A.locator('[data-testid="role-list"]', { hasText: "Temporary" }).waitFor();
+  await A.click('[data-testid="delete-role"]');
+  await A.locator("dialog[open]").last().getByRole("button", { name: "Delete role" }).click();
+  await waitFor(A, () => !document.querySelector('[data-testid="role-list"]').textContent.includes("Temporary"));
+  await A.getByRole("tab", { name: "Members" }).click();
+  await A.locator(`[data-testid="member-row"][data-user-id^="@${BOB}:"] [data-testid="kick-member"]`).click();
+  await A.locator("dialog[open]").last().getByRole("button", { name: "Kick", exact: true }).click();
+  await A.locator(`[data-testid="member-row"][data-user-id^="@${BOB}:"]`).waitFor({ state: "detached" });
+  await closeDialog(A);
+  await B.locator(`[data-testid="server-icon"][data-server-id="${second}"]`).waitFor({ state: "detached" });
+  out.kickedFromSecond = true;
+  await A.goto(`${base}/channels/${encodeURIComponent(serverId)}/${encodeURIComponent(generalId)}`);
+  await waitConnected(A);
+});
+
 await step("settings and themes", async () => {
   await A.click('[data-testid="user-settings"]');
   await A.getByRole("tab", { name: "Appearance" }).click();

@@ -80,16 +80,16 @@ function route() {
     (path === "/reset-password" ? renderResetPassword : renderVerifyEmail)(root, ctx, token || "");
     return;
   }
+  if (!ctx.api) {
+    const session = loadSession();
+    if (session) startSession(session);
+  }
   const invite = path.match(/^\/invite\/([^/]+)$/);
   if (invite) {
     ctx.shell?.destroy();
     ctx.shell = null;
     renderInvite(root, ctx, decodeURIComponent(invite[1]));
     return;
-  }
-  if (!ctx.api) {
-    const session = loadSession();
-    if (session) startSession(session);
   }
   if (!ctx.api) {
     ctx.shell = null;

@@ -20,6 +20,8 @@ export async function renderInvite(root, ctx, code) {
     button.disabled = true;
     try {
       const joined = await ctx.api.post(`/invites/${enc(code)}`);
+      // Known at once: the gateway's SERVER_CREATE may come after the page opens.
+      ctx.store.addServer(joined);
       ctx.navigate(`/channels/${enc(joined.id)}/${enc(firstText(joined))}`);
     } catch (err) {
       button.disabled = false;

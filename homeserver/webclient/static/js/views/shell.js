@@ -53,7 +53,6 @@ export class Shell {
       if (this.myStatus === "online" && !(status === "idle" && ctx.voice?.connected)) ctx.gateway.setPresence(status);
     });
     replace(root, h("div", { class: "loading-screen", role: "status" }, h("img", { src: "/icons/icon.svg", alt: "", width: 64, height: 64 }), h("p", {}, "Connecting…")), this.banner);
-    if (ctx.store.me && ctx.gateway.state === "connected") this._onReady();
   }
 
   destroy() {
@@ -96,7 +95,12 @@ export class Shell {
   }
 
   show(path, force = false) {
-    if (!this.ready) return;
+    if (!this.ready) {
+      // A shell made after READY (the session started on another page, e.g. an invite)
+      // starts at once; otherwise READY starts it.
+      if (this.ctx.store.me && this.ctx.gateway.state === "connected") this._onReady();
+      return;
+    }
     const route = this.parse(path);
     const { store } = this.ctx;
     if (!route.home) {
